@@ -1,0 +1,49 @@
+# facebench: `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+DATASET ?= demo_diverse
+RECIPE ?=
+JOBS ?= 2
+BENCH := $(BIN)/bench
+
+.PHONY: help setup demo test test-fast bench report lint format speed clean-demo
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+setup: $(BIN)/python ## create .venv: pinned CPU torch first, then the project (editable) + dev tools
+	@# torch is pinned and installed first: an unpinned torch from a dependency pulls GBs of CUDA
+	$(BIN)/python -c "import torch, sys; sys.exit(0 if tuple(map(int, torch.__version__.split('+')[0].split('.')[:2])) >= (2, 4) else 1)" 2>/dev/null \
+		|| $(BIN)/pip install -q torch==$(TORCH_VERSION)
+	$(BIN)/pip install -q -e '.[dev]'
+
+demo: ## generate the demo sets, train + evaluate each demo training set, build the leaderboard
+	$(BENCH) bench demo_consistent
+	$(BENCH) bench demo_diverse
+	$(BENCH) report
+
+bench: ## prepare + check + train + eval one set: make bench DATASET=uiface_0.5m [RECIPE=ir50_arcface]
+	$(BENCH) bench $(DATASET) $(if $(RECIPE),--recipe $(RECIPE),)
+
+report: ## rebuild reports/ from results/**/*.json
+	$(BENCH) report
+
+speed: ## speed benchmark (GPU figures in docs/PERFORMANCE.md)
+	$(BENCH) speed
+
+test: ## run the test suite (what CI runs)
+	$(BIN)/python -m pytest -n $(JOBS) -q
+
+test-fast: ## tests without the slow end-to-end ones
+	$(BIN)/python -m pytest -n $(JOBS) -q -m "not slow"
+
+lint: ## ruff check + format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: ## ruff format + autofix
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
