@@ -1,0 +1,108 @@
+"""datasets.yaml loads, and every kind of mistake is reported with file, entry and key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.catalog import STANDARD_TARGETS, default_catalog_path, load_catalog
+from bench.cli import main as cli_main
+from bench.errors import CatalogError
+
+REPO_YAML = default_catalog_path()
+
+
+def test_registry_loads_with_expected_entries():
+    catalog = load_catalog()
+    for name in (
+        "ms1mv2",
+        "casia_webface",
+        "dcface_0.5m",
+        "cemiface_0.5m",
+        "vec2face_hsface10k",
+        "uiface_0.5m",
+        "digiface",
+        "demo_consistent",
+        "demo_diverse",
+    ):
+        assert name in catalog.training
+    for name in STANDARD_TARGETS:
+        assert name in catalog.evaluation
+    assert catalog.eval_set("cfp_fp").pairs == 7000
+    assert {catalog.eval_set(n).pairs for n in ("lfw", "agedb_30", "calfw", "cplfw")} == {6000}
+
+
+def test_published_rows_are_percentages_with_known_keys():
+    for entry in load_catalog().training.values():
+        for row in entry.published:
+            assert set(row.scores) <= set(STANDARD_TARGETS)
+            assert row.scores or row.printed_mean is not None
+
+
+def _write(tmp_path: Path, document: dict) -> Path:
+    path = tmp_path / "datasets.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.fixture()
+def document() -> dict:
+    return yaml.safe_load(REPO_YAML.read_text())
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: d["training"]["ms1mv2"].update(identitis=1),
+            ["ms1mv2", "identitis", "identities"],
+        ),
+        (lambda d: d["training"]["ms1mv2"].pop("images"), ["ms1mv2", "missing key 'images'"]),
+        (
+            lambda d: d["training"]["ms1mv2"].update(images="many"),
+            ["ms1mv2.images", "expected int"],
+        ),
+        (
+            lambda d: d["training"]["ms1mv2"].update(format="recordio"),
+            ["ms1mv2.format", "insightface_recordio"],
+        ),
+        (
+            lambda d: d["training"]["demo_diverse"].update(eval_targets=["lfv"]),
+            ["demo_diverse", "'lfv'", "lfw"],
+        ),
+        (
+            lambda d: d["training"]["ms1mv2"]["published"][0]["scores"].update(lwf=99.0),
+            ["scores", "lwf", "lfw"],
+        ),
+        (lambda d: d["evaluation"]["lfw"].update(pairs=6000.5), ["lfw.pairs", "expected int"]),
+        (lambda d: d.update(schema_version=2), ["schema_version 2"]),
+    ],
+)
+def test_mistakes_name_file_entry_and_key(tmp_path, document, mutate, expected):
+    broken = copy.deepcopy(document)
+    mutate(broken)
+    path = _write(tmp_path, broken)
+    with pytest.raises(CatalogError) as error:
+        load_catalog(path)
+    message = str(error.value)
+    assert str(path) in message
+    for fragment in expected:
+        assert fragment in message
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(CatalogError, match="did you mean: uiface_0.5m"):
+        load_catalog().training_set("uiface_05m")
+
+
+def test_datasets_command_lists_presence(tmp_path, capsys):
+    (tmp_path / "prepared" / "demo_diverse").mkdir(parents=True)
+    (tmp_path / "prepared" / "demo_diverse" / "manifest.json").write_text("{}")
+    assert cli_main(["datasets", "--data-root", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    diverse = next(line for line in lines if line.startswith("demo_diverse"))
+    consistent = next(line for line in lines if line.startswith("demo_consistent"))
+    assert diverse.rstrip().endswith("yes") and consistent.rstrip().endswith("-")
