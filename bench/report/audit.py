@@ -1,0 +1,120 @@
+"""Published numbers: reproduction (theirs vs ours) and an audit of the printed averages.
+
+Audit rule: a printed average is flagged when it differs from the mean of its five printed cells
+by more than AUDIT_TOLERANCE = 0.005 points, half a unit of the last printed digit (sources print
+two decimals, so a correctly rounded average lies within 0.005 of the exact one). The cells are
+rounded too, which can move a five-cell mean by up to 0.005 more, so a borderline flag is possible
+in principle: the detail line prints both numbers so a reader can judge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.catalog import STANDARD_TARGETS, Catalog, PublishedResult
+from bench.report.tables import Row, Suite
+
+AUDIT_TOLERANCE = 0.005
+_FLOAT_SLACK = 1e-9  # binary floating point: 92.30 - 92.296 must not flag by representation error
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One published source's printed average checked against its cells."""
+
+    dataset: str
+    source: str
+    printed_mean: float | None
+    recomputed_mean: float | None
+    status: str  # "ok", "mismatch", "not auditable"
+    detail: str
+
+    @property
+    def flagged(self) -> bool:
+        return self.status == "mismatch"
+
+
+def published_mean(item: PublishedResult) -> float | None:
+    """Mean of the five standard cells, or None when any cell is missing."""
+    if not all(target in item.scores for target in STANDARD_TARGETS):
+        return None
+    return sum(item.scores[target] for target in STANDARD_TARGETS) / len(STANDARD_TARGETS)
+
+
+def audit_published(catalog: Catalog) -> list[AuditEntry]:
+    """Check every published source of every training set in the registry."""
+    entries = []
+    for dataset, training_set in catalog.training.items():
+        for item in training_set.published:
+            entries.append(_audit_one(dataset, item))
+    return entries
+
+
+def _audit_one(dataset: str, item: PublishedResult) -> AuditEntry:
+    recomputed = published_mean(item)
+    if item.printed_mean is None:
+        status, detail = "not auditable", "no average printed"
+    elif recomputed is None:
+        cells = len([t for t in STANDARD_TARGETS if t in item.scores])
+        status, detail = "not auditable", f"{cells} of 5 cells recorded"
+    elif abs(item.printed_mean - recomputed) > AUDIT_TOLERANCE + _FLOAT_SLACK:
+        status = "mismatch"
+        detail = (
+            f"printed {item.printed_mean:.2f} but the mean of its five cells is "
+            f"{recomputed:.3f} (off by {item.printed_mean - recomputed:+.3f})"
+        )
+    else:
+        status, detail = "ok", f"within {AUDIT_TOLERANCE} of the cells' mean"
+    return AuditEntry(dataset, item.source, item.printed_mean, recomputed, status, detail)
+
+
+@dataclass(frozen=True)
+class ReproductionEntry:
+    """Published numbers of one source next to one of our rows (or none measured)."""
+
+    dataset: str
+    display_name: str
+    source: str
+    recipe: str
+    published: dict[str, float]
+    published_mean: float | None  # cells' mean when all five exist, else the printed one
+    ours: Row | None
+    gaps: dict[str, float]  # ours - published, per target, percent points
+    mean_gap: float | None
+
+
+def reproduction_table(catalog: Catalog, suites: list[Suite]) -> list[ReproductionEntry]:
+    """For every published source in the registry: theirs, ours (each measured recipe), gap."""
+    measured: dict[str, list[Row]] = {}
+    for suite in suites:
+        for row in suite.rows:
+            if set(STANDARD_TARGETS) <= set(row.scores):
+                measured.setdefault(row.dataset, []).append(row)
+    entries = []
+    for dataset, training_set in catalog.training.items():
+        for item in training_set.published:
+            theirs = published_mean(item)
+            theirs = item.printed_mean if theirs is None else theirs
+            for row in measured.get(dataset, [None]):
+                entries.append(_reproduce(dataset, training_set.display_name, item, theirs, row))
+    return entries
+
+
+def _reproduce(
+    dataset: str, display_name: str, item: PublishedResult, theirs: float | None, row: Row | None
+) -> ReproductionEntry:
+    gaps: dict[str, float] = {}
+    mean_gap = None
+    if row is not None:
+        gaps = {t: row.scores[t].value - v for t, v in item.scores.items() if t in row.scores}
+        mean_gap = None if theirs is None else row.mean.value - theirs
+    return ReproductionEntry(
+        dataset=dataset,
+        display_name=display_name,
+        source=item.source,
+        recipe=item.recipe,
+        published=dict(item.scores),
+        published_mean=theirs,
+        ours=row,
+        gaps=gaps,
+        mean_gap=mean_gap,
+    )
