@@ -1,0 +1,41 @@
+"""`bench check NAME`: decode every image of a prepared set and compare it with the registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bench import paths
+from bench.catalog import load_catalog
+from bench.commands.prepare import default_workers
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="registered training set (see `bench datasets`)")
+    parser.add_argument("--data-root", help=f"data root (default ${paths.DATA_ROOT_ENV} or ./data)")
+    parser.add_argument("--catalog", help="registry file (default datasets.yaml)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="decoder processes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--json", dest="json_out", help="also write the report as JSON to this file"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Prints the report; exit code 0 if all is well, 1 on any problem."""
+    from bench.prepare import check
+
+    entry = load_catalog(args.catalog).training_set(args.name)
+    prepared = paths.prepared_dir(paths.data_root(args.data_root), entry.name)
+    report = check(prepared, entry, workers=args.workers)
+    print(report.to_text())
+    if args.json_out:
+        Path(args.json_out).write_text(
+            json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8"
+        )
+    return 0 if report.ok else 1
