@@ -1,0 +1,80 @@
+"""`bench eval --model PATH`: evaluate a model on verification sets and write a result JSON."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench import paths
+from bench.catalog import STANDARD_TARGETS, Catalog, load_catalog
+from bench.errors import EvalError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="checkpoint (.pt), ONNX or TorchScript file")
+    parser.add_argument(
+        "--targets",
+        default=",".join(STANDARD_TARGETS),
+        help="comma-separated evaluation sets (default: %(default)s)",
+    )
+    parser.add_argument("--data-root", help=f"data root (default ${paths.DATA_ROOT_ENV} or ./data)")
+    parser.add_argument("--batch-size", type=int, default=512, help="images per forward pass")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument(
+        "--out", help="result JSON (default: <results>/eval/<model file name>.json)"
+    )
+    parser.add_argument("--catalog", help="registry file (default datasets.yaml)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench.embed import default_device, load_model
+    from bench.evaluation_run import build_result, check_targets, evaluate
+    from bench.results import write_result
+
+    if args.batch_size < 1:
+        raise EvalError(f"--batch-size must be positive, got {args.batch_size}")
+    catalog = load_catalog(args.catalog)
+    root = paths.data_root(args.data_root)
+    targets = check_targets(_split(args.targets), root, catalog)  # before loading the model
+    embedder = load_model(args.model, device=args.device or default_device())
+    result = build_result(embedder, evaluate(embedder, targets, root, catalog, args.batch_size))
+    out = (
+        Path(args.out)
+        if args.out
+        else paths.results_root() / "eval" / f"{Path(args.model).name}.json"
+    )
+    write_result(out, result)
+    print(format_table(result, catalog))
+    print(f"result: {out}")
+    return 0
+
+
+def _split(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise EvalError("--targets is empty; give e.g. --targets lfw,cfp_fp")
+    return names
+
+
+def format_table(result: dict, catalog: Catalog) -> str:
+    """Accuracy ± std per set in percent (higher is better) and the mean."""
+    rows = [("set", "pairs", "acc % (↑)", "VAL@FAR=1e-3 %", "XNorm")]
+    for name, entry in result["targets"].items():
+        val = "n/a" if entry["val"] is None else f"{100 * entry['val']:.2f}"
+        rows.append(
+            (
+                catalog.eval_set(name).display_name,
+                str(entry["pairs"]),
+                f"{100 * entry['acc']:.2f} ± {100 * entry['acc_std']:.2f}",
+                val,
+                f"{entry['xnorm']:.2f}",
+            )
+        )
+    rows.append(("mean", "", f"{100 * result['mean_acc']:.2f}", "", ""))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""Evaluate one model on several verification sets -> result dict / result JSON.
+
+Used by `bench eval` (any model file) and by the pipeline (`evaluate_checkpoint_run`, the final
+checkpoint of a training run, with the run's provenance). Every requested target must exist:
+a missing .bin is a DatasetError before anything is embedded, never a skipped column."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from bench.catalog import Catalog
+from bench.embed import Embedder, checkpoint_embedder, default_device, embed_pairs, read_checkpoint
+from bench.errors import BenchError, DatasetError
+from bench.evalsets import eval_set_path, load_eval_data
+from bench.evaluate import verify
+from bench.results import build_result as build_result_dict
+from bench.results import target_entry, write_result
+
+log = logging.getLogger(__name__)
+
+
+def check_targets(targets: list[str], root: Path, catalog: Catalog) -> list[str]:
+    """Deduplicated targets, after checking every one is registered and its .bin is present."""
+    unique = list(dict.fromkeys(targets))
+    if not unique:
+        raise DatasetError("no evaluation targets given")
+    missing = []
+    for name in unique:
+        try:
+            eval_set_path(name, root, catalog)
+        except DatasetError as error:
+            missing.append(str(error))
+    if missing:
+        raise DatasetError(f"{len(missing)} evaluation set(s) missing:\n  " + "\n  ".join(missing))
+    return unique
+
+
+def evaluate(
+    embedder: Embedder, targets: list[str], root: Path, catalog: Catalog, batch_size: int = 512
+) -> dict[str, dict]:
+    """Per-target result entries (metrics, xnorm, file hash, compact scores) for `embedder`."""
+    entries = {}
+    for name in check_targets(targets, Path(root), catalog):
+        data = load_eval_data(name, Path(root), catalog)
+        started = time.perf_counter()
+        embeddings, xnorm = embed_pairs(embedder, data.images, batch_size)
+        embed_seconds = time.perf_counter() - started
+        metrics = verify(embeddings, data.issame)
+        entries[name] = target_entry(metrics, data.issame, xnorm, data.sha256)
+        log.info(
+            "%s: acc %.2f%% ± %.2f (%d pairs, embedded in %.1fs)",
+            name,
+            100 * metrics["acc"],
+            100 * metrics["acc_std"],
+            metrics["pairs"],
+            embed_seconds,
+        )
+    return entries
+
+
+def build_result(embedder: Embedder, entries: dict[str, dict], run: dict | None = None) -> dict:
+    """The result dict of `embedder`'s evaluation (bench.results schema, validated)."""
+    return build_result_dict(embedder.info.to_dict(), entries, run=run, device=embedder.device)
+
+
+def run_info(checkpoint: dict, dataset: str, recipe: str, run_dir: Path) -> dict:
+    """The result's `run` section: dataset, recipe, resolved config and training statistics."""
+    config = dict(checkpoint.get("config") or {})
+    log_path = Path(run_dir) / "log.jsonl"
+    return {
+        "dataset": dataset,
+        "recipe": recipe,
+        "recipe_hash": _recipe_hash(checkpoint, config),
+        "seed": config.get("seed"),
+        "config": config,
+        "train": {
+            "steps": int(checkpoint.get("step") or 0),
+            "epochs": int(checkpoint.get("epoch") or 0),
+            **_train_log_stats(log_path),
+            "log": str(log_path),
+        },
+    }
+
+
+def _recipe_hash(checkpoint: dict, config: dict) -> str:
+    """The checkpoint's config_hash (bench.train stores it), else recomputed from its config."""
+    if checkpoint.get("config_hash"):
+        return str(checkpoint["config_hash"])
+    from bench.config import config_from_dict, config_hash
+
+    try:
+        return config_hash(config_from_dict(config))
+    except (BenchError, TypeError) as error:  # TypeError: keys missing for TrainConfig
+        log.warning("checkpoint has no usable config (%s): recipe_hash is 'unknown'", error)
+        return "unknown"
+
+
+def _train_log_stats(log_path: Path) -> dict:
+    """Wall time and mean throughput from the training log's "train" records."""
+    if not log_path.is_file():
+        log.warning("%s not found: the result's train.wall_s/images_per_s are 0", log_path)
+        return {"wall_s": 0.0, "images_per_s": 0.0}
+    records = []
+    for number, line in enumerate(log_path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"{log_path}:{number}: not a JSON line ({error})") from None
+        if record.get("type") == "train":
+            records.append(record)
+    if not records:
+        return {"wall_s": 0.0, "images_per_s": 0.0}
+    times = [float(record.get("time", 0.0)) for record in records]
+    speeds = [float(record.get("images_per_s", 0.0)) for record in records]
+    return {"wall_s": max(times) - min(times), "images_per_s": sum(speeds) / len(speeds)}
+
+
+def evaluate_checkpoint_run(
+    checkpoint: Path,
+    targets: list[str],
+    data_root: Path,
+    catalog: Catalog,
+    dataset: str,
+    recipe: str,
+    run_dir: Path,
+    out: Path,
+    device: str | None = None,
+    batch_size: int = 512,
+) -> dict:
+    """Evaluate a run's final checkpoint and write its result JSON to `out`; returns the result."""
+    targets = check_targets(targets, Path(data_root), catalog)  # fail before loading the model
+    state = read_checkpoint(Path(checkpoint))
+    embedder = checkpoint_embedder(state, Path(checkpoint), device or default_device())
+    entries = evaluate(embedder, targets, Path(data_root), catalog, batch_size)
+    result = build_result(embedder, entries, run=run_info(state, dataset, recipe, run_dir))
+    write_result(out, result)
+    log.info("result written to %s (mean acc %.2f%%)", out, 100 * result["mean_acc"])
+    return result
