@@ -1,0 +1,64 @@
+"""`bench train DATASET [key=value ...]`: train the fixed recipe on a prepared training set.
+
+Multi-GPU / multi-node: `torchrun --nproc_per_node 8 -m bench train DATASET`; every process
+runs this command and bench.dist picks the rank up from torchrun's environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench import paths
+from bench.errors import DatasetError
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="registered training set name (see `bench datasets`)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="typed config overrides, e.g. epochs=2"
+    )
+    parser.add_argument(
+        "--config",
+        help="recipe YAML or a name in configs/ (default: the data set's registry recipe, "
+        "normally ir50_arcface)",
+    )
+    parser.add_argument("--data-root", help=f"data root (default ${paths.DATA_ROOT_ENV} or ./data)")
+    parser.add_argument("--runs-root", help=f"runs root (default ${paths.RUNS_ROOT_ENV} or ./runs)")
+    parser.add_argument("--catalog", help="registry file (default datasets.yaml)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the run's latest checkpoint"
+    )
+
+
+def config_path(value: str) -> Path:
+    """A recipe given as a path, or as a name of a file in configs/."""
+    path = Path(value)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    return CONFIG_DIR / f"{value}.yaml"
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench.catalog import load_catalog
+    from bench.config import load_config
+    from bench.train import train
+
+    entry = load_catalog(args.catalog).training_set(args.dataset)  # CatalogError if unknown
+    recipe_file = config_path(args.config or entry.recipe)
+    cfg = load_config(recipe_file, args.overrides)
+    root = paths.data_root(args.data_root)
+    data_dir = paths.prepared_dir(root, entry.name)
+    if not (data_dir / "train.rec").is_file():
+        raise DatasetError(
+            f"training set {entry.name!r} is registered but not prepared: {data_dir} has no "
+            f"train.rec.\n  How to get it: {entry.obtain}\n  Then: bench prepare {entry.name} "
+            f"--from PATH (PATH = what you downloaded; default {paths.raw_dir(root, entry.name)})"
+            + (f" --data-root {args.data_root}" if args.data_root else "")
+        )
+    run_dir = paths.runs_root(args.runs_root) / entry.name / f"{recipe_file.stem}-seed{cfg.seed}"
+    final = train(cfg, data_dir, run_dir, resume=args.resume, eval_root=root)
+    print(f"final model: {final}")
+    return 0
