@@ -235,13 +235,12 @@ def _torch_load(path: Path) -> Any:
     except pickle.UnpicklingError as error:
         if not zipfile.is_zipfile(path):  # not a torch.save archive at all
             raise FormatError(f"{path}: not a readable torch checkpoint ({error})") from error
-        # Our own checkpoints may carry RNG states (numpy objects); those need full unpickling,
-        # which runs code from the file: acceptable for checkpoints this harness wrote.
-        log.warning(
-            "%s: holds non-tensor objects; unpickling it fully — only load checkpoints you trust",
-            path,
-        )
-    return torch.load(path, map_location="cpu", weights_only=False)
+        # Full unpickling would run code from the file: model files are untrusted input, like
+        # .bin files. Our checkpoints hold tensors and plain containers only.
+        raise FormatError(
+            f"{path}: holds objects beyond tensors and plain containers, which could run code "
+            f"when unpickled ({error}); re-save it as a state dict, or export it to ONNX"
+        ) from error
 
 
 def load_checkpoint_backbone(path: Path) -> tuple[torch.nn.Module, str]:

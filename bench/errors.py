@@ -21,6 +21,10 @@ class FormatError(BenchError):
     """A file on disk is not in the format it claims to be (corrupt record, bad pickle ...)."""
 
 
+class TrainingError(BenchError):
+    """Training cannot go on (non-finite loss, incompatible checkpoint ...)."""
+
+
 class EvalError(BenchError):
     """An evaluation could not be carried out as requested."""
 

@@ -33,6 +33,7 @@ from bench.evaluate import verify
 from bench.formats import RecordIODataset, encode_jpeg, write_canonical
 from bench.gpu_decode import BatchDecoder, chunked, decode_batch_gpu, select_decoder
 from bench.paths import eval_dir
+from bench.train_utils import TrainModule, optimizer_step
 from losses import build_head
 
 log = logging.getLogger(__name__)
@@ -138,20 +139,12 @@ def make_step(
     forward = model
     if settings.compile:
         forward = torch.compile(model, mode=settings.compile_mode)
+    train_module = TrainModule(forward, head)
 
     def step(images: torch.Tensor, labels: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-        # bench.data's on-device preprocessing: the trainer's own normalise/flip/layout.
+        # The trainer's own on-device preprocessing and optimiser step: timed code = trained code.
         x = to_model_input(images, flip, device, settings.channels_last)
-        with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            embeddings = forward(x)
-        loss = head(embeddings, labels)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(params, 5.0, foreach=True)
-        scaler.step(optimizer)
-        scaler.update()
-        return loss.detach()
+        return optimizer_step(train_module, x, labels, optimizer, scaler, params, 5.0, amp_dtype)
 
     return step
 

@@ -32,19 +32,20 @@ from bench.config import (
     resolved_yaml,
 )
 from bench.data import GlobalBatchSampler, make_loader, open_training_set, to_model_input
+from bench.errors import TrainingError
 from bench.gpu_decode import BatchDecoder
 from bench.schedule import learning_rate
 from bench.train_utils import (
     Progress,
-    TrainingError,
     TrainModule,
-    autocast,
     autocast_dtype,
     backbone_kwargs,
     build_train_module,
     convert_sync_batchnorm,
     determinism,
+    optimizer_step,
     seed_step,
+    use_channels_last,
     verify,
 )
 
@@ -112,6 +113,7 @@ def _run(cfg, data_dir, run_dir, resume, context, eval_root) -> Path:  # noqa: P
     if cfg.compile:
         model = torch.compile(model)
     dtype = autocast_dtype(cfg, device)
+    channels_last = use_channels_last(cfg, device)
     params = [p for p in state.module.parameters() if p.requires_grad]
 
     # --- data: this rank's slice of each global batch, from the resume step on ------------
@@ -141,21 +143,15 @@ def _run(cfg, data_dir, run_dir, resume, context, eval_root) -> Path:  # noqa: P
                 group["lr"] = lr
             seed_step(cfg.seed, step, context.rank)  # dropout / Partial FC draws: f(step, rank)
             images = batch["images"] if decode is None else decode(batch["images"])
-            images = to_model_input(images, batch["flips"], device, cfg.channels_last)
+            images = to_model_input(images, batch["flips"], device, channels_last)
             labels = batch["labels"].to(device, non_blocking=True)
-            with autocast(device, dtype):
-                loss = model(images, labels)
-            state.scaler.scale(loss).backward()
-            if cfg.clip_grad_norm > 0:
-                state.scaler.unscale_(state.optimizer)  # clip the true gradient, not the scaled
-                nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
-            state.scaler.step(state.optimizer)
-            state.scaler.update()
-            state.optimizer.zero_grad(set_to_none=True)
+            loss = optimizer_step(
+                model, images, labels, state.optimizer, state.scaler, params,
+                cfg.clip_grad_norm, dtype,
+            )  # fmt: skip
             state.step = step = step + 1
 
             # No host sync per step: loss and the non-finite flag accumulate on the device.
-            loss = loss.detach().float()
             loss_sum += loss
             nonfinite |= ~torch.isfinite(loss)
             window_steps += 1
@@ -193,7 +189,7 @@ def _build(cfg: TrainConfig, num_classes: int, context: dist.DistContext) -> _St
     """Model (same initial weights on every rank), SGD optimiser and gradient scaler."""
     torch.manual_seed(cfg.seed)
     module = build_train_module(cfg, num_classes).to(context.device)
-    if cfg.channels_last:
+    if use_channels_last(cfg, context.device):
         module = module.to(memory_format=torch.channels_last)
     if cfg.sync_bn and context.distributed:
         module = convert_sync_batchnorm(module, context.device)

@@ -17,13 +17,8 @@ from torch import nn
 
 from bench.config import TrainConfig
 from bench.dist import DistContext
-from bench.errors import BenchError
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(BenchError):
-    """Training cannot go on (non-finite loss, incompatible checkpoint ...)."""
 
 
 class TrainModule(nn.Module):
@@ -135,6 +130,37 @@ def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" else "fp32"
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
+    """channels_last is a CUDA speed lever only: on CPU (torch 2.13) the backward of some narrow
+    channels_last 1x1 stride-2 convolutions segfaults, and it brings no speed there."""
+    return cfg.channels_last and device.type == "cuda"
+
+
+def optimizer_step(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    params: list[torch.Tensor],
+    clip_grad_norm: float,
+    dtype: torch.dtype | None,
+) -> torch.Tensor:
+    """One recipe step: autocast forward -> loss, scaled backward, unscale + clip, SGD update.
+
+    Returns the detached float32 loss without a host sync (the caller accumulates it)."""
+    with autocast(images.device, dtype):
+        loss = model(images, labels)
+    scaler.scale(loss).backward()
+    if clip_grad_norm > 0:
+        scaler.unscale_(optimizer)  # clip the true gradient, not the scaled one
+        nn.utils.clip_grad_norm_(params, clip_grad_norm, foreach=True)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach().float()
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

@@ -1,0 +1,136 @@
+"""`bench bench NAME`: the whole benchmark for one training set, as `make bench` runs it.
+
+prepare (or generate, for demo sets) -> check -> train the set's recipe -> evaluate the final
+model on the set's evaluation targets -> one result JSON. Every step is idempotent: a prepared
+set is reused, a finished run is not retrained, an interrupted run resumes from its checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import paths
+from bench.catalog import Catalog, TrainingSet
+from bench.errors import DatasetError
+
+log = logging.getLogger(__name__)
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Where things go and how to run; the CLI fills it."""
+
+    data_root: Path
+    runs_root: Path
+    results_root: Path
+    recipe: str | None = None
+    overrides: tuple[str, ...] = ()
+    device: str | None = None
+    workers: int = 2
+    batch_size: int = 512
+
+
+def recipe_path(recipe: str) -> Path:
+    """configs/<recipe>.yaml, or an explicit path to a YAML file."""
+    candidate = Path(recipe)
+    if candidate.suffix in (".yaml", ".yml"):
+        return candidate
+    path = CONFIG_DIR / f"{recipe}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise DatasetError(f"recipe {recipe!r} not found as {path}; known: {', '.join(known)}")
+    return path
+
+
+def ensure_prepared(entry: TrainingSet, catalog: Catalog, options: BenchOptions) -> Path:
+    """The canonical RecordIO of `entry`, generating (demo) or preparing it when missing."""
+    from bench.prepare import prepare
+
+    prepared = paths.prepared_dir(options.data_root, entry.name)
+    if (prepared / "manifest.json").exists():
+        log.info("%s: prepared set found at %s", entry.name, prepared)
+        return prepared
+    raw = paths.raw_dir(options.data_root, entry.name)
+    if entry.demo is not None:
+        from bench.demo import ensure_demo_data
+
+        ensure_demo_data(entry.name, options.data_root, catalog, workers=options.workers)
+    if not raw.exists():
+        raise DatasetError(
+            f"training set {entry.name!r} is registered but not present: neither {prepared} nor "
+            f"{raw} exists. How to get it: {entry.obtain} "
+            f"Then run: bench prepare {entry.name} --from PATH"
+        )
+    prepare(entry.name, raw, prepared, workers=options.workers, expected=entry)
+    return prepared
+
+
+def ensure_eval_sets(entry: TrainingSet, catalog: Catalog, options: BenchOptions) -> None:
+    """Generate missing demo .bin files; real ones must be present (checked before training)."""
+    eval_dir = paths.eval_dir(options.data_root)
+    missing = []
+    for target in entry.eval_targets:
+        spec = catalog.eval_set(target)
+        path = eval_dir / spec.file
+        if path.exists():
+            continue
+        if spec.demo is not None:
+            from bench.demo import ensure_demo_data
+
+            ensure_demo_data(target, options.data_root, catalog, workers=options.workers)
+        else:
+            missing.append(f"{path} ({spec.obtain})")
+    if missing:
+        raise DatasetError(
+            f"evaluation sets for {entry.name!r} are missing — the benchmark never skips a "
+            "set:\n  " + "\n  ".join(missing)
+        )
+
+
+def run_benchmark(name: str, catalog: Catalog, options: BenchOptions) -> Path:
+    """Run the whole benchmark for training set `name`; returns the result JSON's path."""
+    from bench.config import load_config
+    from bench.prepare import check
+    from bench.train import train
+
+    entry = catalog.training_set(name)
+    recipe = options.recipe or entry.recipe
+    config = load_config(recipe_path(recipe), list(options.overrides))
+    ensure_eval_sets(entry, catalog, options)  # fail before hours of training, not after
+    prepared = ensure_prepared(entry, catalog, options)
+    report = check(prepared, entry, workers=options.workers)
+    print(report.to_text())
+    if not report.ok:
+        raise DatasetError(f"{prepared}: `bench check {name}` found problems (see above)")
+    run_dir = options.runs_root / name / f"{recipe}-seed{config.seed}"
+    checkpoint = train(config, prepared, run_dir, resume=True)
+    return evaluate_run(entry, catalog, options, checkpoint, run_dir, recipe)
+
+
+def evaluate_run(
+    entry: TrainingSet,
+    catalog: Catalog,
+    options: BenchOptions,
+    checkpoint: Path,
+    run_dir: Path,
+    recipe: str,
+) -> Path:
+    """Evaluate the final checkpoint of a run and write its result JSON."""
+    from bench.evaluation_run import evaluate_checkpoint_run
+
+    out = options.results_root / entry.name / f"{run_dir.name}.json"
+    evaluate_checkpoint_run(
+        checkpoint=checkpoint,
+        targets=list(entry.eval_targets),
+        data_root=options.data_root,
+        catalog=catalog,
+        dataset=entry.name,
+        recipe=recipe,
+        run_dir=run_dir,
+        out=out,
+        device=options.device,
+        batch_size=options.batch_size,
+    )
+    return out
