@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"bench.commands.{module_name}")
     command_parser = argparse.ArgumentParser(prog=f"bench {known.command}", description=help_text)
     module.configure(command_parser)
-    args = command_parser.parse_args(argv[_command_index(argv) + 1 :])
+    # Intermixed: `bench train NAME --data-root R epochs=2` puts positionals after flags.
+    args = command_parser.parse_intermixed_args(argv[_command_index(argv) + 1 :])
     try:
         return int(module.main(args) or 0)
     except BenchError as error:

@@ -129,6 +129,24 @@ def derive(cfg: TrainConfig, num_images: int, world_size: int) -> Derived:
     )
 
 
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def recipe_path(recipe: str) -> Path:
+    """A recipe given as a YAML path, or as the name of a file in configs/."""
+    path = Path(recipe)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    path = CONFIG_DIR / f"{recipe}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise ConfigError(
+            f"recipe {recipe!r} not found as {path}{close_matches(recipe, known)}; "
+            f"known: {', '.join(known)}"
+        )
+    return path
+
+
 def load_config(
     path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()
 ) -> TrainConfig:

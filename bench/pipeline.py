@@ -15,7 +15,6 @@ from bench.catalog import Catalog, TrainingSet
 from bench.errors import DatasetError
 
 log = logging.getLogger(__name__)
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 @dataclass(frozen=True)
@@ -30,18 +29,6 @@ class BenchOptions:
     device: str | None = None
     workers: int = 2
     batch_size: int = 512
-
-
-def recipe_path(recipe: str) -> Path:
-    """configs/<recipe>.yaml, or an explicit path to a YAML file."""
-    candidate = Path(recipe)
-    if candidate.suffix in (".yaml", ".yml"):
-        return candidate
-    path = CONFIG_DIR / f"{recipe}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise DatasetError(f"recipe {recipe!r} not found as {path}; known: {', '.join(known)}")
-    return path
 
 
 def ensure_prepared(entry: TrainingSet, catalog: Catalog, options: BenchOptions) -> Path:
@@ -91,7 +78,7 @@ def ensure_eval_sets(entry: TrainingSet, catalog: Catalog, options: BenchOptions
 
 def run_benchmark(name: str, catalog: Catalog, options: BenchOptions) -> Path:
     """Run the whole benchmark for training set `name`; returns the result JSON's path."""
-    from bench.config import load_config
+    from bench.config import load_config, recipe_path
     from bench.prepare import check
     from bench.train import train
 

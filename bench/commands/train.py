@@ -7,12 +7,9 @@ runs this command and bench.dist picks the rank up from torchrun's environment.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from bench import paths
 from bench.errors import DatasetError
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,21 +30,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_path(value: str) -> Path:
-    """A recipe given as a path, or as a name of a file in configs/."""
-    path = Path(value)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    return CONFIG_DIR / f"{value}.yaml"
-
-
 def main(args: argparse.Namespace) -> int:
     from bench.catalog import load_catalog
-    from bench.config import load_config
+    from bench.config import load_config, recipe_path
     from bench.train import train
 
     entry = load_catalog(args.catalog).training_set(args.dataset)  # CatalogError if unknown
-    recipe_file = config_path(args.config or entry.recipe)
+    recipe_file = recipe_path(args.config or entry.recipe)
     cfg = load_config(recipe_file, args.overrides)
     root = paths.data_root(args.data_root)
     data_dir = paths.prepared_dir(root, entry.name)
