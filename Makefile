@@ -8,7 +8,7 @@ RECIPE ?=
 JOBS ?= 2
 BENCH := $(BIN)/bench
 
-.PHONY: help setup demo test test-fast bench report lint format speed clean-demo
+.PHONY: help setup demo test test-fast bench report diagnose lint format speed
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -22,9 +22,11 @@ setup: $(BIN)/python ## create .venv: pinned CPU torch first, then the project (
 		|| $(BIN)/pip install -q torch==$(TORCH_VERSION)
 	$(BIN)/pip install -q -e '.[dev]'
 
-demo: ## generate the demo sets, train + evaluate each demo training set, build the leaderboard
+demo: ## generate the demo sets, train + evaluate both demo training sets, build the leaderboard
 	$(BENCH) bench demo_consistent
 	$(BENCH) bench demo_diverse
+	$(BENCH) diagnose demo_diverse --model runs/demo_diverse/demo_cpu-seed0/final.pt
+	$(BENCH) diagnose demo_consistent --model runs/demo_consistent/demo_cpu-seed0/final.pt
 	$(BENCH) report
 
 bench: ## prepare + check + train + eval one set: make bench DATASET=uiface_0.5m [RECIPE=ir50_arcface]
@@ -32,6 +34,9 @@ bench: ## prepare + check + train + eval one set: make bench DATASET=uiface_0.5m
 
 report: ## rebuild reports/ from results/**/*.json
 	$(BENCH) report
+
+diagnose: ## diversity/separability/leakage diagnostics: make diagnose DATASET=name MODEL=path
+	$(BENCH) diagnose $(DATASET) --model $(MODEL)
 
 speed: ## speed benchmark (GPU figures in docs/PERFORMANCE.md)
 	$(BENCH) speed

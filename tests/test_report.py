@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 from bench.catalog import load_catalog
+
+FIXTURE_CATALOG = Path(__file__).parent / "fixtures" / "datasets.yaml"
 from bench.cli import main as cli_main
 from bench.report import build_reports, exports, plots, tables
 from bench.report.build import render
@@ -35,7 +37,7 @@ VOLATILE = (
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
-    summary = build_reports(RESULTS, out, load_catalog())
+    summary = build_reports(RESULTS, out, load_catalog(FIXTURE_CATALOG))
     return summary, out
 
 
