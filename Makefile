@@ -25,8 +25,8 @@ setup: $(BIN)/python ## create .venv: pinned CPU torch first, then the project (
 demo: ## generate the demo sets, train + evaluate both demo training sets, build the leaderboard
 	$(BENCH) bench demo_consistent
 	$(BENCH) bench demo_diverse
-	$(BENCH) diagnose demo_diverse --model runs/demo_diverse/demo_cpu-seed0/final.pt
-	$(BENCH) diagnose demo_consistent --model runs/demo_consistent/demo_cpu-seed0/final.pt
+	$(BENCH) diagnose demo_diverse --per-identity 4 --model runs/demo_diverse/demo_cpu-seed0/final.pt
+	$(BENCH) diagnose demo_consistent --per-identity 4 --model runs/demo_consistent/demo_cpu-seed0/final.pt
 	$(BENCH) report
 
 bench: ## prepare + check + train + eval one set: make bench DATASET=uiface_0.5m [RECIPE=ir50_arcface]
