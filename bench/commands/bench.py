@@ -11,12 +11,18 @@ from bench.pipeline import BenchOptions, run_benchmark
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="training set from datasets.yaml (e.g. uiface_0.5m, demo_diverse)")
+    parser.add_argument(
+        "name", help="training set from datasets.yaml (e.g. uiface_0.5m, demo_diverse)"
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides")
-    parser.add_argument("--recipe", help="configs/<recipe>.yaml (default: the set's registry recipe)")
+    parser.add_argument(
+        "--recipe", help="configs/<recipe>.yaml (default: the set's registry recipe)"
+    )
     parser.add_argument("--data-root", help=f"data root (default ${paths.DATA_ROOT_ENV} or ./data)")
     parser.add_argument("--runs-root", help=f"runs (default ${paths.RUNS_ROOT_ENV} or ./runs)")
-    parser.add_argument("--results", help=f"results (default ${paths.RESULTS_ROOT_ENV} or ./results)")
+    parser.add_argument(
+        "--results", help=f"results (default ${paths.RESULTS_ROOT_ENV} or ./results)"
+    )
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--batch-size", type=int, default=512, help="evaluation batch size")
