@@ -52,7 +52,12 @@ def _panels(result: dict) -> list[tuple[str, list[tuple[dict, str]], list[tuple[
         ),
         (
             "leakage: best training-centre match",
-            [(leak["best_match"], name) for name, leak in leaks.items()],
+            [(leak["best_match"], name) for name, leak in leaks.items()]
+            + [  # the null (clean-set) distribution the threshold is a quantile of
+                (leak["calibration"]["null_similarity"], f"{name} null")
+                for name, leak in leaks.items()
+                if "null_similarity" in leak.get("calibration", {})
+            ],
             [(leak["threshold"], f"{name} threshold") for name, leak in leaks.items()],
         ),
         ("images per identity", [(result["images_per_identity"], "identities")], []),

@@ -133,23 +133,27 @@ def leak_setup():
 
 def test_planted_leak_is_flagged_and_clean_set_is_not(leak_setup, tmp_path):
     oracle, eval_images, issame, clean, leaky = leak_setup
-    options = Options(per_identity=None, workers=0, query_chunk=7, centre_chunk=5)
+    options = Options(per_identity=None, workers=0, query_chunk=7, centre_chunk=5, worst=64)
     targets = {"demo_random": (eval_images, issame)}
     clean_result = diagnose("clean", Records(*clean), oracle, tmp_path, targets, options=options)
     leaky_result = diagnose("leaky", Records(*leaky), oracle, tmp_path, targets, options=options)
-    assert clean_result["leakage"]["demo_random"]["flagged"] == 0
+    # The null-calibrated threshold (q = 0.99 of training images' nearest-other-centre
+    # similarity) lets a clean set flag about 1% of its images: a couple here, not significant.
+    clean_audit = clean_result["leakage"]["demo_random"]
+    assert clean_audit["flagged"] <= 2 and not clean_audit["leak_detected"]
     audit = leaky_result["leakage"]["demo_random"]
     # Queries showing a leaked person: genuine-pair images of persons 0-5, impostor images too.
     persons = [p for i in range(16) for p in (i, i)] + [
         p for i in range(16) for p in (i, (i + 5) % 16)
     ]
     leaked_queries = {index for index, person in enumerate(persons) if person < 6}
-    flagged = {
-        match["query"] for match in audit["worst"] if match["similarity"] > audit["threshold"]
-    }
+    flagged = [match for match in audit["worst"] if match["similarity"] > audit["threshold"]]
+    assert audit["leak_detected"] and audit["p_value"] < 1e-6
     assert audit["flagged"] >= len(leaked_queries) // 3
-    assert flagged and flagged <= leaked_queries
-    assert all(match["identity"] >= 24 for match in audit["worst"][: len(flagged)])
+    # Leaked person n (n < 6) is training identity 24 + n in the leaky set.
+    hits = [m for m in flagged if m["query"] in leaked_queries and m["identity"] >= 24]
+    assert len(hits) >= 0.8 * len(flagged)
+    assert all(persons[m["query"]] == m["identity"] - 24 for m in hits)
     assert audit["pairs"]["genuine_leaked"] >= 1
     assert (tmp_path / audit["contact_sheet"]).is_file()
     saved = json.loads((tmp_path / "leaky.json").read_text())
@@ -170,10 +174,14 @@ def test_training_set_against_training_set(leak_setup):
     clean_result = diagnose(
         "clean", Records(*clean), oracle, None, against=against, options=options
     )
-    assert clean_result["against"]["source"]["identities"]["flagged"] == 0
+    # Two clean identities (20, 21) resemble source people under this stand-in embedder and are
+    # flagged either way; the planted ones come on top of them.
+    clean_flagged = set(clean_result["against"]["source"]["identities"]["flagged_identities"])
+    assert len(clean_flagged) <= 2
     flagged = leaky_result["against"]["source"]["identities"]
-    assert 3 <= flagged["flagged"] <= 6
-    assert set(flagged["flagged_identities"]) <= set(range(24, 30))
+    planted = set(flagged["flagged_identities"]) - clean_flagged
+    assert 3 <= len(planted) <= 6 and planted <= set(range(24, 30))
+    assert leaky_result["against"]["source"]["leak_detected"]
 
 
 def test_sample_indices_are_seeded_and_capped():

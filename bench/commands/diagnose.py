@@ -47,8 +47,10 @@ def _thresholds(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--leak-quantile",
         type=float,
-        default=0.5,
-        help="genuine-pair quantile that calibrates the leak threshold",
+        default=0.99,
+        help="quantile of the null (training images' similarity to their nearest OTHER "
+        "identity centre) used as the leak threshold: a clean evaluation set flags about "
+        "1 - q of its images (default %(default)s)",
     )
     parser.add_argument(
         "--collision-threshold",
@@ -102,6 +104,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1 or args.per_identity < 0 or args.workers < 0:
         raise DatasetError("--batch-size must be positive, --per-identity and --workers >= 0")
+    if not 0.0 < args.leak_quantile < 1.0:
+        raise DatasetError(f"--leak-quantile must lie in (0, 1), got {args.leak_quantile}")
     catalog = load_catalog(args.catalog)
     root = paths.data_root(args.data_root)
     name, records = resolve_dataset(args.dataset, root, catalog)
