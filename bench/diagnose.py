@@ -204,6 +204,11 @@ def _embed_all(images: np.ndarray, embed: EmbedFn, batch_size: int) -> np.ndarra
     return diag_stats.normalise(np.concatenate(chunks))
 
 
+def _median_count(labels: np.ndarray) -> float:
+    """Median number of sampled images per identity (the k of the genuine-pair rule)."""
+    return float(np.median(np.unique(labels, return_counts=True)[1]))
+
+
 def leakage_vs_eval(
     sample: Sample,
     target: str,
@@ -228,6 +233,7 @@ def leakage_vs_eval(
         options.worst,
         options.search(),
         genuine=diag_leakage.pair_similarities(embeddings)[issame],
+        centre_images=_median_count(sample.labels),
     )
     report["pairs"] = diag_leakage.pair_leaks(best, matched, issame, report["threshold"])
     if sheet is not None and report["worst"]:
@@ -257,6 +263,7 @@ def leakage_vs_training(
         options.worst,
         options.search(),
         genuine=diag_leakage.consecutive_genuine(reference.embeddings, reference.labels),
+        centre_images=_median_count(reference.labels),
     )
     report["identities"] = diag_leakage.group_leaks(best, sample.labels, report["threshold"])
     for match in report["worst"]:  # record indices make the worst matches findable again
