@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import Records
 
 from bench import diag_stats
 from bench.catalog import load_catalog
@@ -25,19 +26,6 @@ MODEL = ROOT / "tests" / "fixtures" / "models" / "demo_diverse_ir18w8.pt"
 CLEAN_IDENTITIES, IMAGES, PLANTED = 60, 6, 15
 EVAL_IDENTITIES, EVAL_PAIRS = 40, 160
 NEW_PHOTOS = 10_000  # image indices far above any evaluation slot: new photos, not copies
-
-
-class Records:
-    """A training set in memory (the TrainingRecords interface: len, [i], labels)."""
-
-    def __init__(self, images: list[np.ndarray], labels: list[int]) -> None:
-        self.images, self.labels = images, np.asarray(labels, np.int64)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int):
-        return self.images[index], int(self.labels[index])
 
 
 class CachedEmbedder:

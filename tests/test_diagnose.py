@@ -8,6 +8,7 @@ from functools import cache
 
 import numpy as np
 import pytest
+from helpers import Records
 from PIL import Image
 
 from bench import diag_stats
@@ -22,19 +23,6 @@ EVAL_SEED, TRAIN_SEED = 101, 11
 @cache
 def _render(seed: int, identity: int, image: int, diversity: float) -> np.ndarray:
     return render_image(seed, identity, image, diversity, SIMILARITY)
-
-
-class Records:
-    """A training set in memory (the TrainingRecords interface: len, [i], labels)."""
-
-    def __init__(self, images: list[np.ndarray], labels: list[int]) -> None:
-        self.images, self.labels = images, np.asarray(labels, np.int64)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int):
-        return self.images[index], int(self.labels[index])
 
 
 def _set(seed, identities, images, diversity, first_image=0):

@@ -9,30 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import make_set
 
 import bench.train
 from bench.checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, load_checkpoint
 from bench.config import load_config
 from bench.errors import CatalogError, DatasetError
-from bench.formats import encode_png, write_canonical
 from bench.train import TrainingError, train
 from bench.train_utils import TrainModule
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
-
-
-def make_set(out: Path, classes: int = 4, per_class: int = 6, seed: int = 0) -> Path:
-    """A tiny procedurally generated 112x112 set: one colour layout per class plus noise."""
-    rng = np.random.default_rng(seed)
-    items = []
-    for label in range(classes):
-        layout = rng.integers(0, 256, (4, 4, 3))
-        for _ in range(per_class):
-            image = np.kron(layout, np.ones((28, 28, 1))) + rng.integers(-20, 20, (112, 112, 3))
-            items.append((encode_png(np.clip(image, 0, 255).astype(np.uint8)), label))
-    out.mkdir(parents=True, exist_ok=True)
-    write_canonical(out, items, classes)
-    return out
 
 
 @pytest.fixture(scope="module")

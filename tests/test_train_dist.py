@@ -13,33 +13,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from helpers import make_set
 
 from bench.checkpoint import load_checkpoint
 from bench.config import load_config
 from bench.dist import free_port
-from bench.formats import encode_png, write_canonical
 from bench.train import train
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 OVERRIDES = ["epochs=1", "sync_bn=true", "checkpoint_every=100"]
-
-
-def make_set(out: Path, classes: int = 4, per_class: int = 6, seed: int = 0) -> Path:
-    """A tiny procedurally generated 112x112 set: one colour layout per class plus noise."""
-    rng = np.random.default_rng(seed)
-    items = []
-    for label in range(classes):
-        layout = rng.integers(0, 256, (4, 4, 3))
-        for _ in range(per_class):
-            image = np.kron(layout, np.ones((28, 28, 1))) + rng.integers(-20, 20, (112, 112, 3))
-            items.append((encode_png(np.clip(image, 0, 255).astype(np.uint8)), label))
-    out.mkdir(parents=True, exist_ok=True)
-    write_canonical(out, items, classes)
-    return out
 
 
 def _worker(rank: int, world: int, port: int, data: str, run: str, overrides: list[str]) -> None:

@@ -1,0 +1,37 @@
+"""Small builders shared by several test modules (imported as `helpers`: pytest puts tests/ on
+sys.path because the folder is not a package)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.formats import encode_png, write_canonical
+
+
+def make_set(out: Path, classes: int = 4, per_class: int = 6, seed: int = 0) -> Path:
+    """A tiny procedurally generated 112x112 canonical set: one colour layout per class + noise."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for label in range(classes):
+        layout = rng.integers(0, 256, (4, 4, 3))
+        for _ in range(per_class):
+            image = np.kron(layout, np.ones((28, 28, 1))) + rng.integers(-20, 20, (112, 112, 3))
+            items.append((encode_png(np.clip(image, 0, 255).astype(np.uint8)), label))
+    out.mkdir(parents=True, exist_ok=True)
+    write_canonical(out, items, classes)
+    return out
+
+
+class Records:
+    """A training set in memory (the TrainingRecords interface: len, [i], labels)."""
+
+    def __init__(self, images: list[np.ndarray], labels: list[int]) -> None:
+        self.images, self.labels = images, np.asarray(labels, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        return self.images[index], int(self.labels[index])
