@@ -235,3 +235,30 @@ def test_missing_results_directory_is_an_error(tmp_path):
 def test_templates_are_strict_and_escaped():
     with pytest.raises(jinja2.UndefinedError):
         render("leaderboard.html.j2", {"results_used": 0}, autoescape=True)
+
+
+def test_training_curves_say_why_the_accuracy_panel_is_empty(tmp_path, monkeypatch):
+    """A run without periodic verification gets a note in its accuracy panel, not a blank grid;
+    a run with it gets lines and no note."""
+    runs, warnings = tables.load_results(RESULTS)
+    row = next(
+        row
+        for suite in tables.build_suites(runs, load_catalog(), warnings)
+        for row in suite.rows
+        if row.dataset == "demo_diverse"
+    )
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda figure, *args: figures.append(figure))
+    plots.training_curves(row, tmp_path, "with", [FIXTURES])
+    logs = tmp_path / "results" / "_logs"
+    logs.mkdir(parents=True)
+    for source in (RESULTS / "_logs").glob("demo_diverse-*.jsonl"):
+        lines = source.read_text(encoding="utf-8").splitlines()
+        (logs / source.name).write_text(
+            "\n".join(line for line in lines if '"eval"' not in line), encoding="utf-8"
+        )
+    plots.training_curves(row, tmp_path, "without", [tmp_path])
+    (with_eval, without_eval) = (figure.axes[2] for figure in figures)
+    assert with_eval.lines and not with_eval.texts
+    assert not without_eval.lines
+    assert "no periodic verification" in without_eval.texts[0].get_text()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,9 @@ def accuracy_bars(suite: Suite, catalog: Catalog, out_dir: Path, stem: str) -> P
                 label=_label(row),
                 color=_COLOURS[index % len(_COLOURS)],
             )
-        axes.set_xticks(positions, [_display(catalog, t) for t in suite.targets])
+        # Wrapped: long set names ("Demo look-alike negatives") would run into each other.
+        names = [textwrap.fill(_display(catalog, t), 16) for t in suite.targets]
+        axes.set_xticks(positions, names)
         axes.set_ylabel("verification accuracy (%)")
         axes.set_ylim(max(0.0, np.floor(lowest / 5.0) * 5.0 - 5.0), 100.0)
         axes.grid(axis="y", alpha=0.3)
@@ -169,6 +172,19 @@ def training_curves(
                 list(handles),
                 fontsize=6,
             )
+        else:  # say why the panel is empty rather than leave a blank grid
+            acc_axes.text(
+                0.5,
+                0.5,
+                "no periodic verification\nin this run (verify_every = 0)",
+                ha="center",
+                va="center",
+                transform=acc_axes.transAxes,
+                fontsize=8,
+                color="0.4",
+            )
+            acc_axes.set_xticks([])
+            acc_axes.set_yticks([])
     return _save(figure, out_dir, stem, f"Training curves: {_label(row)}"), notes
 
 
