@@ -69,6 +69,7 @@ class TrainingSet:
     recipe: str = DEFAULT_RECIPE
     demo: DemoSpec | None = None
     note: str = ""
+    aliases: tuple[str, ...] = ()  # short names that resolve to this entry (`uiface`)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,11 @@ class Catalog:
     evaluation: dict[str, EvalSet]
 
     def training_set(self, name: str) -> TrainingSet:
-        return _lookup(self.training, name, "training set", self.path)
+        """The entry registered as `name` or under the alias `name`."""
+        aliases = {alias: entry for entry in self.training.values() for alias in entry.aliases}
+        if name not in self.training and name in aliases:
+            return aliases[name]
+        return _lookup({**self.training, **aliases}, name, "training set", self.path)
 
     def eval_set(self, name: str) -> EvalSet:
         return _lookup(self.evaluation, name, "evaluation set", self.path)
@@ -131,6 +136,7 @@ def load_catalog(path: str | os.PathLike | None = None) -> Catalog:
         name: _training_set(name, body, where.entry("training", name))
         for name, body in _named(top["training"], where, "training")
     }
+    _check_aliases(training, path)
     for entry in training.values():
         for target in entry.eval_targets:
             if target not in evaluation:
@@ -209,7 +215,14 @@ def _training_set(name: str, body: Any, where: _Where) -> TrainingSet:
         "license": str,
         "paper": str,
     }
-    optional = {"published": list, "eval_targets": list, "recipe": str, "demo": dict, "note": str}
+    optional = {
+        "published": list,
+        "eval_targets": list,
+        "recipe": str,
+        "demo": dict,
+        "note": str,
+        "aliases": list,
+    }
     body = _fields(body, required, where, optional)
     if body["format"] not in FORMATS:
         raise CatalogError(
@@ -232,8 +245,26 @@ def _training_set(name: str, body: Any, where: _Where) -> TrainingSet:
         recipe=body.get("recipe", DEFAULT_RECIPE),
         demo=demo,
         note=body.get("note", ""),
+        aliases=tuple(_strings(body.get("aliases", []), where.entry("aliases"))),
         **fields,
     )
+
+
+def _check_aliases(training: dict[str, TrainingSet], path: Path) -> None:
+    """An alias may name one entry only, and never another entry's key."""
+    owners: dict[str, str] = {}
+    for entry in training.values():
+        for alias in entry.aliases:
+            if alias in training:
+                raise CatalogError(
+                    f"{path}: training.{entry.name}.aliases: {alias!r} is the key of another entry"
+                )
+            if alias in owners:
+                raise CatalogError(
+                    f"{path}: training.{entry.name}.aliases: {alias!r} is also an alias of "
+                    f"training.{owners[alias]}"
+                )
+            owners[alias] = entry.name
 
 
 def _strings(values: list, where: _Where) -> list[str]:

@@ -90,8 +90,8 @@ def run_benchmark(name: str, catalog: Catalog, options: BenchOptions) -> Path:
     report = check(prepared, entry, workers=options.workers)
     print(report.to_text())
     if not report.ok:
-        raise DatasetError(f"{prepared}: `bench check {name}` found problems (see above)")
-    run_dir = options.runs_root / name / f"{recipe}-seed{config.seed}"
+        raise DatasetError(f"{prepared}: `bench check {entry.name}` found problems (see above)")
+    run_dir = options.runs_root / entry.name / f"{recipe}-seed{config.seed}"
     checkpoint = train(config, prepared, run_dir, resume=True)
     return evaluate_run(entry, catalog, options, checkpoint, run_dir, recipe)
 

@@ -79,6 +79,15 @@ def document() -> dict:
         ),
         (lambda d: d["evaluation"]["lfw"].update(pairs=6000.5), ["lfw.pairs", "expected int"]),
         (lambda d: d.update(schema_version=2), ["schema_version 2"]),
+        (
+            lambda d: d["training"]["digiface"].update(aliases=["uiface"]),
+            ["aliases: 'uiface' is also an alias of", "digiface", "uiface_0.5m"],
+        ),
+        (
+            lambda d: d["training"]["digiface"].update(aliases=["ms1mv2"]),
+            ["digiface.aliases: 'ms1mv2' is the key of another entry"],
+        ),
+        (lambda d: d["training"]["digiface"].update(aliases="dg"), ["digiface.aliases", "list"]),
     ],
 )
 def test_mistakes_name_file_entry_and_key(tmp_path, document, mutate, expected):
@@ -96,6 +105,17 @@ def test_mistakes_name_file_entry_and_key(tmp_path, document, mutate, expected):
 def test_unknown_name_suggests_close_matches():
     with pytest.raises(CatalogError, match="did you mean: uiface_0.5m"):
         load_catalog().training_set("uiface_05m")
+
+
+def test_alias_resolves_to_its_entry_and_files_use_the_key(tmp_path, caplog):
+    catalog = load_catalog()
+    assert catalog.training_set("uiface") is catalog.training_set("uiface_0.5m")
+    assert catalog.training_set("hsface10k").name == "vec2face_hsface10k"
+    with pytest.raises(CatalogError, match="did you mean: uiface"):
+        catalog.training_set("uifase")
+    # A command given the alias looks for the entry's own folders.
+    assert cli_main(["prepare", "uiface", "--data-root", str(tmp_path)]) != 0
+    assert str(tmp_path / "raw" / "uiface_0.5m") in caplog.text
 
 
 def test_datasets_command_lists_presence(tmp_path, capsys):

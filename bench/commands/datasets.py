@@ -18,7 +18,9 @@ def main(args: argparse.Namespace) -> int:
     root = paths.data_root(args.data_root)
     print(f"data root: {root.resolve()}   registry: {catalog.path}")
     print()
-    header = f"{'training set':<22} {'format':<21} {'ids':>8} {'images':>11}  raw  prepared"
+    header = (
+        f"{'training set':<22} {'format':<21} {'ids':>8} {'images':>11}  raw  prepared  aliases"
+    )
     print(header)
     print("-" * len(header))
     for entry in catalog.training.values():
@@ -26,7 +28,7 @@ def main(args: argparse.Namespace) -> int:
         prepared = (paths.prepared_dir(root, entry.name) / "manifest.json").exists()
         print(
             f"{entry.name:<22} {entry.format:<21} {entry.identities:>8,} {entry.images:>11,}"
-            f"  {_mark(raw):<4} {_mark(prepared)}"
+            f"  {_mark(raw):<4} {_mark(prepared):<9} {', '.join(entry.aliases)}".rstrip()
         )
     print()
     header = f"{'evaluation set':<22} {'file':<21} {'pairs':>8}  present"
