@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import importlib
 import json
 import os
 import pickle
@@ -121,7 +123,8 @@ def test_malicious_pickle_is_refused_and_never_executes(tmp_path, monkeypatch):
     "payload",
     [
         b"cbuiltins\neval\n(S'1+1'\ntR.",
-        pickle.dumps(np.float64(1.0)),  # numpy.core.multiarray.scalar: a numpy global not allowed
+        b"cnumpy\nload\n(S'x.npy'\ntR.",  # a numpy global outside the allowed constructors
+        b"c_codecs\ndecode\n(S'x'\nS'rot13'\ntR.",  # _codecs.encode is allowed, decode is not
     ],
 )
 def test_other_globals_refused(tmp_path, payload):
@@ -129,6 +132,78 @@ def test_other_globals_refused(tmp_path, payload):
     path.write_bytes(payload)
     with pytest.raises(FormatError, match="refusing to load global"):
         load_bin_encoded(path)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("variant", ["bytes", "ndarray", "np_bool_issame", "ndarray_issame"])
+def test_every_pickle_protocol_reads(tmp_path, protocol, variant):
+    """What CPython 3 writes for harmless .bin contents at protocols 0-5 (codecs, frombuffer...)."""
+    encoded, issame = load_bin_encoded(fixture("bin_py3.bin"))
+    images = encoded
+    if variant == "ndarray":
+        images = [np.frombuffer(image, np.uint8).reshape(-1, 1).copy() for image in encoded]
+    same = issame.tolist()
+    if variant == "np_bool_issame":
+        same = [np.bool_(value) for value in issame]
+    elif variant == "ndarray_issame":
+        same = np.array(issame)
+    path = tmp_path / f"{variant}_{protocol}.bin"
+    path.write_bytes(pickle.dumps((images, same), protocol=protocol))
+    again, same_again = load_bin_encoded(path)
+    assert again == encoded and same_again.tolist() == issame.tolist()
+
+
+def test_empty_bytes_at_old_protocols_load_as_empty(tmp_path):
+    path = tmp_path / "empty.bin"
+    path.write_bytes(pickle.dumps(([b"", b"x"], [True]), protocol=2))  # b"" = builtins.bytes()
+    assert load_bin_encoded(path)[0] == [b"", b"x"]
+
+
+def _numpy_global(module: str, name: str):
+    """numpy's own callable (numpy 2 moved numpy.core to numpy._core)."""
+    try:
+        return getattr(importlib.import_module(f"numpy._core.{module}"), name)
+    except ImportError:  # numpy < 2
+        return getattr(importlib.import_module(f"numpy.core.{module}"), name)
+
+
+class _Reduce:
+    """Pickles as an arbitrary call of an allowed global, as a hostile file could."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return (self.function, self.args)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        _Reduce(codecs.encode, "touch pwned", "rot13"),
+        _Reduce(codecs.encode, b"x", "latin1"),
+        _Reduce(bytes, 10**12),
+        _Reduce(_numpy_global("numeric", "_frombuffer"), b"\0" * 8, np.dtype("O"), (1,), "C"),
+        _Reduce(_numpy_global("multiarray", "scalar"), np.dtype("O"), "touch pwned"),
+        _Reduce(_numpy_global("multiarray", "scalar"), np.dtype("bool"), 1),
+    ],
+    ids=[
+        "codecs_rot13",
+        "codecs_bytes",
+        "bytes_size",
+        "frombuffer_object",
+        "scalar_object",
+        "scalar_int",
+    ],
+)
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_allowed_globals_refuse_other_arguments(tmp_path, hostile, protocol):
+    """The wrappers behind the newly allowed globals accept only what harmless pickles pass."""
+    path = tmp_path / "hostile.bin"
+    path.write_bytes(pickle.dumps(([hostile, b"x"], [True]), protocol=protocol))
+    with pytest.raises(FormatError, match=r"hostile\.bin: not a readable.*refused"):
+        load_bin_encoded(path)
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_corrupt_and_malformed_bins(tmp_path):
