@@ -18,6 +18,7 @@ from bench.formats import (
     RecordIODataset,
     RecordIOReader,
     RecordIOWriter,
+    encode_jpeg,
     open_dataset,
     pack,
     unpack,
@@ -164,6 +165,41 @@ def test_mx_flat_all_keys_are_images_and_array_label_uses_first_value():
     assert header.flag == record["header"]["flag"]
     assert header.label.tolist() == record["header"]["label"]
     assert len(body) == record["body_len"]
+
+
+def _write_records(path: Path, records: list[tuple[list[float] | float, bytes]]) -> Path:
+    with RecordIOWriter(path, path.with_suffix(".idx")) as writer:
+        for key, (label, body) in enumerate(records):
+            writer.write(key, pack(IRHeader(0, label, key, 0), body))
+    return path
+
+
+@pytest.mark.parametrize(
+    "identities", [[0, 0, 1, 1, 2, 2], [5, 7, 1, 1, 2, 2], [3, 3, 0, 0, 1, 1, 2, 2]]
+)
+def test_flat_set_with_array_labels_everywhere_keeps_record_0(tmp_path, identities):
+    """im2rec --pack-label: record 0 is an image with an array label, not a header."""
+    bodies = [
+        encode_jpeg(np.full((16, 16, 3), 20 * key, np.uint8)) for key in range(len(identities))
+    ]
+    records = [
+        ([float(identity), 10.0], body) for identity, body in zip(identities, bodies, strict=True)
+    ]
+    dataset = RecordIODataset(_write_records(tmp_path / "flat.rec", records))
+    assert not dataset.has_header and dataset.header_label is None
+    assert len(dataset) == len(identities) and dataset.labels.tolist() == identities
+    assert dataset.encoded(0) == (bodies[0], identities[0])
+
+
+def test_header_record_is_the_empty_bodied_record_0(tmp_path):
+    """An empty-bodied record 0 with an array label is still read (and checked) as the header."""
+    image = encode_jpeg(np.zeros((16, 16, 3), np.uint8))
+    good = [([2.0, 3.0], b""), (0.0, image), ([1.0, 2.0], b"")]
+    dataset = RecordIODataset(_write_records(tmp_path / "good.rec", good))
+    assert dataset.has_header and dataset.labels.tolist() == [0]
+    bad = [([0.0, 0.0], b""), (0.0, image)]
+    with pytest.raises(FormatError, match=r"bad\.rec: header record 0 has an invalid label"):
+        RecordIODataset(_write_records(tmp_path / "bad.rec", bad))
 
 
 # --- mx_escape: split records ----------------------------------------------------------------

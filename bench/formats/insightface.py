@@ -2,10 +2,11 @@
 
 Convention: record 0 is a header with array label `(first_identity_record, end)`; images are keys
 `1 .. first_identity_record-1` with scalar label = identity; identity record `first + i` has array
-label `[start, end)` of identity i's image keys. Record 0 may sit anywhere in the file (MXNet-made
-sets write it last). If record 0 has flag 0, or there is no key 0, the file is an im2rec-style
-"flat" set: every `.idx` key is an image, in `.idx` order, and an array label's identity is
-`label[0]`.
+label `[start, end)` of identity i's image keys; header and identity records have empty bodies.
+Record 0 may sit anywhere in the file (MXNet-made sets write it last). If record 0 has flag 0, or
+holds image bytes (im2rec --pack-label gives every image an array label), or there is no key 0,
+the file is an im2rec-style "flat" set: every `.idx` key is an image, in `.idx` order, and an
+array label's identity is `label[0]`.
 
 `write_canonical` writes this layout exactly as insightface's MXNet tools do: images first, then
 identity records, then header record 0 last (id 0, id2 1), plus `property` = "K,112,112\\n". Given
@@ -73,8 +74,15 @@ class RecordIODataset(TrainingRecords):
         if 0 not in self.reader:
             log.info("%s: no record 0, reading it as a flat (im2rec) set", self.path)
             return False, keys, None
-        header, _ = unpack(self.reader.read(0), f"{self.path} key 0")
-        if header.flag == 0:
+        header, body = unpack(self.reader.read(0), f"{self.path} key 0")
+        # A header (like every identity record) has an empty body. An im2rec --pack-label set
+        # gives every image an array label, so flag > 0 alone does not make record 0 a header:
+        # only a record without image bytes is one.
+        if header.flag == 0 or body:
+            if header.flag > 0:
+                log.info(
+                    "%s: record 0 holds an image, reading it as a flat (im2rec) set", self.path
+                )
             return False, keys, None
         if header.flag < 2:
             raise FormatError(
