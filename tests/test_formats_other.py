@@ -175,7 +175,9 @@ def test_image_folder_order_and_labels(tmp_path):
 def test_image_folder_rejects_foreign_files(tmp_path):
     image_folder(tmp_path)
     (tmp_path / "b" / "notes.txt").write_text("hello")
-    with pytest.raises(FormatError, match=r"'notes.txt' is not a \.jpg/\.jpeg/\.png image"):
+    with pytest.raises(
+        FormatError, match=r"'notes.txt' is not a \.jpg/\.jpeg/\.png/\.bmp/\.gif/\.webp image"
+    ):
         ImageFolderRecords(tmp_path)
 
 

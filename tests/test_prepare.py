@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import textwrap
@@ -13,10 +14,11 @@ import lmdb
 import msgpack
 import numpy as np
 import pytest
+from PIL import Image
 
 import bench.prepare as prepare_module
 from bench.cli import main as cli_main
-from bench.errors import DatasetError
+from bench.errors import DatasetError, FormatError
 from bench.formats import RecordIODataset, encode_jpeg, encode_png, open_dataset
 from bench.prepare import check, export_images, prepare, read_manifest
 
@@ -38,6 +40,23 @@ def write_folder(root: Path, counts: dict[str, int], seed: int = 0) -> None:
             image = make_image(seed + 100 * number + n)
             data = encode_png(image) if n % 2 else encode_jpeg(image)
             (root / identity / f"{n}.{'png' if n % 2 else 'jpg'}").write_bytes(data)
+
+
+def write_lmdb(path: Path, items: list[tuple[bytes, int]]) -> Path:
+    """A Vec2Face-style LMDB file of msgpack (encoded image, label) records."""
+    env = lmdb.open(str(path), subdir=False, map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        for index, item in enumerate(items):
+            txn.put(str(index).encode(), msgpack.dumps(item))
+        txn.put(b"__len__", msgpack.dumps(len(items)))
+    env.close()
+    return path
+
+
+def encode_as(image: np.ndarray, kind: str) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format=kind)
+    return out.getvalue()
 
 
 def expected(images: int, identities: int, name: str = "tiny") -> SimpleNamespace:
@@ -80,12 +99,7 @@ def test_prepare_groups_by_identity_and_renumbers_labels(tmp_path):
     """An LMDB with interleaved, non-contiguous labels: grouped (stable) and renumbered 0..K-1."""
     labels = [7, 2, 7, 5, 2, 7]
     items = [(encode_jpeg(make_image(i)), label) for i, label in enumerate(labels)]
-    env = lmdb.open(str(tmp_path / "set.lmdb"), subdir=False, map_size=1 << 24)
-    with env.begin(write=True) as txn:
-        for index, item in enumerate(items):
-            txn.put(str(index).encode(), msgpack.dumps(item))
-        txn.put(b"__len__", msgpack.dumps(len(items)))
-    env.close()
+    write_lmdb(tmp_path / "set.lmdb", items)
     out = tmp_path / "out"
     manifest = prepare("x", tmp_path / "set.lmdb", out, workers=1, expected=None)
     prepared = open_dataset(out)
@@ -218,7 +232,7 @@ def test_export_images_round_trip(folder, tmp_path):
         "2.jpg",
         "3.png",
     ]
-    with pytest.raises(DatasetError, match="not empty"):
+    with pytest.raises(DatasetError, match="exported: already exists.*pass --force"):
         export_images(out, exported)
 
 
@@ -229,6 +243,43 @@ def test_export_images_zero_pads_so_name_order_is_label_order(tmp_path):
     assert back.identity_names[:3] == ["00", "01", "02"] and back.identity_names[-1] == "11"
     assert back.labels.tolist() == open_dataset(tmp_path / "src").labels.tolist()
     assert (tmp_path / "out" / "11" / "10.jpg").exists()
+
+
+def test_export_images_force_replaces_the_old_export_entirely(tmp_path):
+    big = write_lmdb(tmp_path / "big.lmdb", [(encode_jpeg(make_image(i)), 0) for i in range(3)])
+    small = write_lmdb(tmp_path / "small.lmdb", [(encode_png(make_image(9)), 1)])
+    out = tmp_path / "out" / "export"
+    export_images(big, out)
+    assert export_images(small, out, force=True) == 1
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["0", "0/0.png"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["export"]  # no staging left
+    broken = write_lmdb(tmp_path / "broken.lmdb", [(encode_jpeg(make_image(1)), 0), (b"xx", 0)])
+    with pytest.raises(FormatError, match="not an encoded image"):
+        export_images(broken, out, force=True)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["0", "0/0.png"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["export"]
+
+
+def test_export_images_of_bmp_gif_webp_reads_back_byte_for_byte(tmp_path):
+    items = [(encode_as(make_image(i), kind), i) for i, kind in enumerate(["BMP", "GIF", "WEBP"])]
+    export_images(write_lmdb(tmp_path / "set.lmdb", items), tmp_path / "out")
+    back = open_dataset(tmp_path / "out")
+    assert back.paths == ["0/0.bmp", "1/0.gif", "2/0.webp"]
+    assert [back.encoded(i) for i in range(len(back))] == items
+    assert all(back[i][0].shape == (112, 112, 3) for i in range(len(back)))
+
+
+def test_export_images_renumbers_label_gaps_densely(tmp_path, caplog):
+    """Folder readers number identities 0..K-1, so folder names are the dense labels."""
+    items = [(encode_jpeg(make_image(i)), label) for i, label in enumerate([9, 2, 9, 40])]
+    with caplog.at_level(logging.WARNING):
+        export_images(write_lmdb(tmp_path / "gaps.lmdb", items), tmp_path / "out")
+    assert "renumbered in increasing order" in caplog.text
+    back = open_dataset(tmp_path / "out")
+    assert back.identity_names == ["0", "1", "2"]
+    assert back.labels.tolist() == [0, 1, 1, 2]
+    assert back.paths == ["0/0.jpg", "1/0.jpg", "1/1.jpg", "2/0.jpg"]
+    assert [back.encoded(i)[0] for i in range(len(back))] == [items[i][0] for i in (1, 0, 2, 3)]
 
 
 # --- commands --------------------------------------------------------------------------------

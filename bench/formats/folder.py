@@ -1,4 +1,4 @@
-"""Image folders: `<root>/<identity>/<image>.{jpg,jpeg,png}` (UIFace, DigiFace, CemiFace, demo sets).
+"""Image folders: `<root>/<identity>/<image>.<ext>` (UIFace, DigiFace, CemiFace, demo sets).
 
 Identities are the sub-folders sorted by name (plain string order, as torchvision's ImageFolder)
 and numbered 0..K-1; images within a folder are in natural order (`2.png` before `10.png`).
@@ -20,7 +20,11 @@ from bench.formats.base import FORMATS, TrainingRecords
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# Every container bench.formats.image recognises (and Pillow decodes), so that `export-images`,
+# which keeps each record's stored bytes under the extension image_extension() names, reads back
+# without re-encoding anything (a BMP or GIF record stays byte-identical).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+_SUFFIX_LIST = "/".join(IMAGE_SUFFIXES)
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -58,7 +62,7 @@ def scan_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
         ]
         if other:
             raise FormatError(
-                f"{root / name}: {other[0]!r} is not a .jpg/.jpeg/.png image; an image-folder "
+                f"{root / name}: {other[0]!r} is not a {_SUFFIX_LIST} image; an image-folder "
                 "set holds only <identity>/<image> files: move other files out"
             )
         images = sorted((entry.name for entry in files), key=natural_key)
@@ -85,7 +89,7 @@ class ImageFolderRecords(TrainingRecords):
             raise FormatError(f"{self.path}: not a folder of <identity>/<image> files")
         self.identity_names, self.paths, self._label_list = scan_folder(self.path)
         if not self.paths:
-            raise FormatError(f"{self.path}: no <identity>/<image>.jpg|.jpeg|.png files found")
+            raise FormatError(f"{self.path}: no <identity>/<image>{_SUFFIX_LIST} files found")
 
     @classmethod
     def detect(cls, path: Path) -> Path | None:
