@@ -172,6 +172,21 @@ def test_image_folder_order_and_labels(tmp_path):
     assert gray.shape == (112, 112, 3) and np.array_equal(gray[..., 0], gray[..., 2])
 
 
+def test_natural_key_breaks_ties_by_name_whatever_the_listing_order():
+    names = ["1.jpg", "01.jpg", "img10.png", "img2.png", "001.jpg"]
+    expected = ["001.jpg", "01.jpg", "1.jpg", "img2.png", "img10.png"]
+    assert sorted(names, key=natural_key) == sorted(reversed(names), key=natural_key) == expected
+
+
+def test_image_folder_names_with_non_decimal_digits(tmp_path):
+    """'²' is str.isdigit() but not a regex \\d digit: it sorts as text instead of crashing."""
+    (tmp_path / "id0").mkdir()
+    for name in ["m²1.jpg", "²1.jpg", "a.jpg", "a٣.jpg", "a12.jpg"]:  # ٣: Arabic-Indic three
+        (tmp_path / "id0" / name).write_bytes(encode_jpeg(make_image(0)))
+    paths = ImageFolderRecords(tmp_path).paths
+    assert paths == ["id0/a٣.jpg", "id0/a12.jpg", "id0/a.jpg", "id0/m²1.jpg", "id0/²1.jpg"]
+
+
 def test_image_folder_rejects_foreign_files(tmp_path):
     image_folder(tmp_path)
     (tmp_path / "b" / "notes.txt").write_text("hello")

@@ -28,9 +28,15 @@ _SUFFIX_LIST = "/".join(IMAGE_SUFFIXES)
 _DIGITS = re.compile(r"(\d+)")
 
 
-def natural_key(name: str) -> tuple:
-    """Sort key that orders digit runs numerically: a2 < a10."""
-    return tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(name))
+def natural_key(name: str) -> tuple[tuple[str | int, ...], str]:
+    """Sort key that orders digit runs numerically: a2 < a10; ties (01 vs 1) by the plain name."""
+    # re.split with one capturing group puts the digit runs at the odd positions. Deciding by
+    # position, not str.isdigit(), keeps a '²' (isdigit() but not \d, so int() fails) a text part.
+    parts = _DIGITS.split(name)
+    numbered = tuple(int(part) if index % 2 else part for index, part in enumerate(parts))
+    # '01.jpg' and '1.jpg' have the same numbered parts: without the name as a tie-break their
+    # order would be the directory listing's, which differs between filesystems.
+    return numbered, name
 
 
 def _visible(entries: list[os.DirEntry]) -> list[os.DirEntry]:
