@@ -135,6 +135,25 @@ def test_vec2face_lmdb_inconsistent_length(tmp_path):
         LMDBRecords(path)
 
 
+def test_closing_one_lmdb_reader_leaves_the_others_working(tmp_path):
+    """Readers of one file share its environment: it closes with the last reader, not the first."""
+    path = tmp_path / "shared.lmdb"
+    items = vec2face_lmdb(path)
+    first, second = LMDBRecords(path), open_dataset(path)
+    clone = pickle.loads(pickle.dumps(first))
+    first.close()
+    first.close()  # a second close of the same reader must not count twice
+    assert second.encoded(1) == items[1] and clone.encoded(2) == items[2]
+    environment = second.env()
+    second.close()
+    assert clone.encoded(3) == items[3]  # the clone still holds the environment open
+    clone.close()
+    with pytest.raises(lmdb.Error):  # the last reader's close really closed it
+        environment.begin()
+    assert first.encoded(0) == items[0]  # a closed reader re-opens on its next read
+    first.close()
+
+
 def image_folder(root: Path) -> dict[str, list[str]]:
     """identity -> image names in the order the reader must give them."""
     layout = {

@@ -32,11 +32,15 @@ def _unpack(raw: bytes, where: str) -> Any:
 # resolved path -> environment. py-lmdb refuses to open one file twice in a process (a forked
 # child inherits that record too), so every LMDBRecords on a file shares one environment, and a
 # forked DataLoader worker reuses the one it inherited: read-only with lock=False this is safe,
-# and it is what Vec2Face's own loader does. Spawned workers open their own.
+# and it is what Vec2Face's own loader does. Spawned workers open their own. Because the
+# environment is shared, it is closed only when the last instance using it closes (_USERS counts
+# them): one instance's close() must not pull it from under the others.
 _ENVIRONMENTS: dict[str, lmdb.Environment] = {}
+_USERS: dict[str, int] = {}
 
 
-def _environment(path: Path) -> lmdb.Environment:
+def _acquire(path: Path) -> tuple[str, lmdb.Environment]:
+    """(key, this process's environment of `path`), counting one more user of it."""
     key = str(path.resolve())
     if key not in _ENVIRONMENTS:
         try:
@@ -51,7 +55,17 @@ def _environment(path: Path) -> lmdb.Environment:
             )
         except lmdb.Error as error:
             raise FormatError(f"{path}: cannot open as LMDB ({error})") from error
-    return _ENVIRONMENTS[key]
+        _USERS[key] = 0
+    _USERS[key] += 1
+    return key, _ENVIRONMENTS[key]
+
+
+def _release(key: str) -> None:
+    """One user fewer of the environment `key`; the last one closes it."""
+    _USERS[key] -= 1
+    if _USERS[key] == 0:
+        del _USERS[key]
+        _ENVIRONMENTS.pop(key).close()
 
 
 @FORMATS.register("vec2face_lmdb")
@@ -60,13 +74,14 @@ class LMDBRecords(TrainingRecords):
 
     format_name = "vec2face_lmdb"
     priority = 30
-    _handles = ("_env",)
+    _handles = ("_env", "_env_key")  # a pickled copy acquires (and counts) its own use
 
     def __init__(self, path: str | os.PathLike) -> None:
         super().__init__(path)
         if not self.path.exists():
             raise FormatError(f"{self.path}: LMDB not found")
         self._env: lmdb.Environment | None = None
+        self._env_key: str | None = None
         with self.env().begin(write=False) as txn:
             raw_keys = txn.get(b"__keys__")
             raw_len = txn.get(b"__len__")
@@ -113,7 +128,7 @@ class LMDBRecords(TrainingRecords):
     def env(self) -> lmdb.Environment:
         """The LMDB environment of this file in this process."""
         if self._env is None:
-            self._env = _environment(self.path)
+            self._env_key, self._env = _acquire(self.path)
         return self._env
 
     def __len__(self) -> int:
@@ -152,8 +167,10 @@ class LMDBRecords(TrainingRecords):
         return labels
 
     def close(self) -> None:
-        """Close this process's environment of the file (it re-opens on the next read)."""
-        environment = _ENVIRONMENTS.pop(str(self.path.resolve()), None)
-        if environment is not None:
-            environment.close()
-        self._env = None
+        """Drop this instance's use of the file's environment (it re-opens on the next read).
+
+        The environment itself closes once no other open instance in this process uses it.
+        """
+        if self._env is not None and self._env_key is not None:
+            _release(self._env_key)
+        self._env, self._env_key = None, None
