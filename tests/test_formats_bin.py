@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import importlib
+import io
 import json
 import os
 import pickle
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from bench.errors import DatasetError, FormatError
 from bench.formats import (
@@ -245,6 +247,20 @@ def test_decode_errors_name_the_source():
         decode_image(b"\xff\xd8\xff\xe0garbage", source="my.rec key 5")
     with pytest.raises(FormatError, match="empty image"):
         decode_image(b"", source="x")
+
+
+def test_sixteen_bit_grayscale_png_keeps_its_top_8_bits():
+    """Like OpenCV's IMREAD_COLOR (value >> 8), instead of Pillow's convert('RGB') clipping."""
+    ramp = (np.arange(112 * 112).reshape(112, 112) * 5).astype(np.uint16)  # 0 .. 62715
+    out = io.BytesIO()
+    Image.fromarray(ramp).save(out, format="PNG")
+    assert Image.open(io.BytesIO(out.getvalue())).mode.startswith("I")
+    for backend in ("auto", "pil"):
+        image = decode_image(out.getvalue(), "ramp16.png", backend=backend)
+        assert image.shape == (112, 112, 3) and image.dtype == np.uint8
+        assert np.array_equal(image, np.repeat((ramp >> 8).astype(np.uint8)[..., None], 3, axis=2))
+    with pytest.raises(FormatError, match="cut16.png: undecodable image"):
+        decode_image(out.getvalue()[: len(out.getvalue()) // 2], "cut16.png")
 
 
 def test_encoders_round_trip():

@@ -92,9 +92,18 @@ def _decode_simplejpeg(buf: bytes, where: str, required: bool) -> np.ndarray | N
     return _as_rgb(image, where)
 
 
+# Pillow's modes for 16-bit grayscale (PNG opens as I;16, or as I in older Pillow versions).
+_SIXTEEN_BIT_GRAY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
 def _decode_pil(buf: bytes, where: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(bytes(buf))) as image:
+            if image.mode in _SIXTEEN_BIT_GRAY:
+                # convert("RGB") clips 16-bit values at 255 (a white picture); keep the top 8
+                # bits instead, as OpenCV's IMREAD_COLOR does, then repeat to 3 channels.
+                values = np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8
+                return _as_rgb(values.astype(np.uint8), where)
             rgb = image.convert("RGB")
             rgb.load()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
