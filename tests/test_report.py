@@ -17,7 +17,7 @@ import jinja2
 import numpy as np
 import pytest
 
-from bench.catalog import load_catalog
+from bench.catalog import STANDARD_TARGETS, load_catalog
 from bench.cli import main as cli_main
 from bench.report import build_reports, exports, plots, tables
 from bench.report.build import render
@@ -123,6 +123,96 @@ def test_published_numbers_and_audit_flag_in_report(built):
         for name, t in catalog.training.items()
         if name not in {"dcface_0.5m", "uiface_0.5m", "vec2face_hsface10k"}
     )
+
+
+def _copy_result(
+    source: str,
+    path: Path,
+    dataset: str | None = None,
+    drop: tuple[str, ...] = (),
+    extra: dict[str, str] | None = None,
+) -> dict:
+    """A fixture result written to path: another dataset, targets dropped, or extra targets
+    copied from existing ones ({new: existing})."""
+    data = _fixture_json(source)
+    if dataset:
+        data["run"]["dataset"] = dataset
+    for target in drop:
+        del data["targets"][target]
+    for new, existing in (extra or {}).items():
+        data["targets"][new] = data["targets"][existing]
+    data["mean_acc"] = float(np.mean([body["acc"] for body in data["targets"].values()]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return data
+
+
+def _section(markdown: str, heading: str) -> list[str]:
+    """The lines of one `## heading` section."""
+    return markdown.split(f"## {heading}", 1)[1].split("\n## ", 1)[0].splitlines()
+
+
+def _published_rows(markdown: str, dataset: str) -> list[str]:
+    """The grey published rows under our row of `dataset` (in its first suite)."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if f"(`{dataset}`)" in line) + 1
+    rows = []
+    while lines[start].startswith("| | ↳ published:"):
+        rows.append(lines[start])
+        start += 1
+    return rows
+
+
+def _line(lines: list[str], *parts: str) -> str:
+    found = [line for line in lines if all(part in line for part in parts)]
+    assert len(found) == 1, f"{parts}: {len(found)} matching lines"
+    return found[0]
+
+
+def test_mean_gap_compares_the_same_sets(tmp_path):
+    """Ours − published averages both sides over the source's own sets, never over our suite's:
+    a row with a sixth set, a source with three cells, a printed-only source, a row lacking sets."""
+    results = tmp_path / "results"
+    six = _copy_result(
+        "uiface_0.5m/ir50_arcface-seed0.json",
+        results / "ms1mv2.json",
+        dataset="ms1mv2",
+        extra={"cfp_ff": "cfp_fp"},
+    )
+    _copy_result(
+        "uiface_0.5m/ir50_arcface-seed0.json",
+        results / "cemiface.json",
+        dataset="cemiface_1.0m",
+        extra={"cfp_ff": "cfp_fp"},
+    )
+    _copy_result(
+        "dcface_0.5m/ir50_arcface-seed0.json", results / "dcface.json", drop=("calfw", "cplfw")
+    )
+    catalog = load_catalog(FIXTURE_CATALOG)
+    build_reports(results, tmp_path / "out", catalog)
+    markdown = (tmp_path / "out" / "leaderboard.md").read_text(encoding="utf-8")
+    reproduction = _section(markdown, "Published numbers vs ours (reproduction)")
+    for item in catalog.training["ms1mv2"].published:  # five cells, and three cells
+        ours = np.mean([100 * six["targets"][target]["acc"] for target in item.scores])
+        theirs = np.mean(list(item.scores.values()))
+        gap = f"{ours - theirs:+.2f}"
+        assert f"| {theirs:.2f} ({gap}) |" in _line(
+            _published_rows(markdown, "ms1mv2"), item.source
+        )
+        assert f"| {ours:.2f} (ir50_arcface) | {gap} |" in _line(
+            reproduction, "MS1MV2", item.source
+        )
+    five = np.mean([100 * six["targets"][target]["acc"] for target in STANDARD_TARGETS])
+    printed = catalog.training["cemiface_1.0m"].published[0].printed_mean
+    assert f"| {printed:.2f} | {five:.2f} (ir50_arcface) | {five - printed:+.2f} |" in _line(
+        reproduction, "CemiFace 1.0M"
+    )
+    # Our DCFace row lacks CALFW and CPLFW: no mean gap against five-cell sources.
+    for item in catalog.training["dcface_0.5m"].published:
+        theirs = np.mean(list(item.scores.values()))
+        assert f"| {theirs:.2f} (-) |" in _line(
+            _published_rows(markdown, "dcface_0.5m"), item.source
+        )
 
 
 def test_missing_training_log_is_a_visible_note(built):

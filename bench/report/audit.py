@@ -40,6 +40,30 @@ def published_mean(item: PublishedResult) -> float | None:
     return sum(item.scores[target] for target in STANDARD_TARGETS) / len(STANDARD_TARGETS)
 
 
+def compared_targets(item: PublishedResult) -> tuple[str, ...]:
+    """The sets a published mean averages: its own cells, or the five standard sets when only a
+    printed average is recorded (that is what the sources average over)."""
+    return tuple(item.scores) if item.scores else STANDARD_TARGETS
+
+
+def own_mean(item: PublishedResult) -> float | None:
+    """The source's mean over its own cells, or its printed average when no cell is recorded."""
+    if item.scores:
+        return sum(item.scores.values()) / len(item.scores)
+    return item.printed_mean
+
+
+def ours_over(item: PublishedResult, row: Row) -> float | None:
+    """Our row's mean over exactly the sets of the source's mean; None when our row lacks one.
+
+    Our row's own mean averages the suite's sets, which may be more, fewer or other ones than the
+    source's: a gap between the two would mix a difference of sets into a difference of models."""
+    targets = compared_targets(item)
+    if not set(targets) <= set(row.scores):
+        return None
+    return sum(row.scores[target].value for target in targets) / len(targets)
+
+
 def audit_published(catalog: Catalog) -> list[AuditEntry]:
     """Check every published source of every training set in the registry."""
     entries = []
@@ -76,8 +100,9 @@ class ReproductionEntry:
     source: str
     recipe: str
     published: dict[str, float]
-    published_mean: float | None  # cells' mean when all five exist, else the printed one
+    published_mean: float | None  # own_mean: its cells' mean, else the printed one
     ours: Row | None
+    ours_mean: float | None  # ours_over: our mean over exactly the published mean's sets
     gaps: dict[str, float]  # ours - published, per target, percent points
     mean_gap: float | None
 
@@ -92,21 +117,21 @@ def reproduction_table(catalog: Catalog, suites: list[Suite]) -> list[Reproducti
     entries = []
     for dataset, training_set in catalog.training.items():
         for item in training_set.published:
-            theirs = published_mean(item)
-            theirs = item.printed_mean if theirs is None else theirs
             for row in measured.get(dataset, [None]):
-                entries.append(_reproduce(dataset, training_set.display_name, item, theirs, row))
+                entries.append(_reproduce(dataset, training_set.display_name, item, row))
     return entries
 
 
 def _reproduce(
-    dataset: str, display_name: str, item: PublishedResult, theirs: float | None, row: Row | None
+    dataset: str, display_name: str, item: PublishedResult, row: Row | None
 ) -> ReproductionEntry:
+    theirs = own_mean(item)
     gaps: dict[str, float] = {}
-    mean_gap = None
+    ours = mean_gap = None
     if row is not None:
         gaps = {t: row.scores[t].value - v for t, v in item.scores.items() if t in row.scores}
-        mean_gap = None if theirs is None else row.mean.value - theirs
+        ours = ours_over(item, row)
+        mean_gap = None if ours is None or theirs is None else ours - theirs
     return ReproductionEntry(
         dataset=dataset,
         display_name=display_name,
@@ -115,6 +140,7 @@ def _reproduce(
         published=dict(item.scores),
         published_mean=theirs,
         ours=row,
+        ours_mean=ours,
         gaps=gaps,
         mean_gap=mean_gap,
     )

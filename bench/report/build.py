@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 
-from bench.catalog import Catalog
+from bench.catalog import STANDARD_TARGETS, Catalog
 from bench.errors import BenchError, ResultError
 from bench.report import audit, exports, plots, stats
 from bench.report.tables import Row, Score, Suite, build_suites, load_results
@@ -296,9 +296,10 @@ def _published_view(item, row: Row, suite: Suite, flagged: set) -> dict:
         gap = "" if value is None else f"{row.scores[target].value - value:+.2f}"
         text = "-" if value is None else f"{value:.2f} ({gap})"
         cells.append({"text": text, "value": "-" if value is None else f"{value:.2f}", "gap": gap})
-    theirs = audit.published_mean(item)
-    theirs = item.printed_mean if theirs is None else theirs
-    mean = "-" if theirs is None else f"{theirs:.2f} ({row.mean.value - theirs:+.2f})"
+    # Both means over the source's own sets; "-" where our row lacks one of them.
+    theirs, ours = audit.own_mean(item), audit.ours_over(item, row)
+    gap = "-" if ours is None or theirs is None else f"{ours - theirs:+.2f}"
+    mean = "-" if theirs is None else f"{theirs:.2f} ({gap})"
     return {
         "source": item.source,
         "recipe": item.recipe,
@@ -322,7 +323,7 @@ def _reproduction_view(catalog: Catalog, suites: list[Suite], flagged: set) -> l
     for entry in audit.reproduction_table(catalog, suites):
         ours = entry.ours
         cells = []
-        for target in ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw"):
+        for target in STANDARD_TARGETS:
             theirs = entry.published.get(target)
             text = "-" if theirs is None else f"{theirs:.2f}"
             if ours is not None:
@@ -336,17 +337,30 @@ def _reproduction_view(catalog: Catalog, suites: list[Suite], flagged: set) -> l
                 "source": entry.source,
                 "recipe": entry.recipe,
                 "cells": cells,
-                "published_mean": "-"
-                if entry.published_mean is None
-                else f"{entry.published_mean:.2f}",
-                "ours": "not measured"
-                if ours is None
-                else f"{ours.mean.value:.2f} ({ours.recipe})",
+                "published_mean": _published_mean_text(entry),
+                "ours": _ours_text(entry),
                 "gap": "-" if entry.mean_gap is None else f"{entry.mean_gap:+.2f}",
                 "flagged": (entry.dataset, entry.source) in flagged,
             }
         )
     return views
+
+
+def _published_mean_text(entry: audit.ReproductionEntry) -> str:
+    if entry.published_mean is None:
+        return "-"
+    text = f"{entry.published_mean:.2f}"
+    # A mean over other sets than the five columns must say so, or it reads as a five-set mean.
+    if entry.published and set(entry.published) != set(STANDARD_TARGETS):
+        text += f" ({len(entry.published)} sets)"
+    return text
+
+
+def _ours_text(entry: audit.ReproductionEntry) -> str:
+    if entry.ours is None:
+        return "not measured"
+    mean = "-" if entry.ours_mean is None else f"{entry.ours_mean:.2f}"
+    return f"{mean} ({entry.ours.recipe})"
 
 
 def _audit_view(entry: audit.AuditEntry) -> dict:
