@@ -1,7 +1,8 @@
 """`bench check`: decode every image of a prepared set and compare it with manifest and registry.
 
 Problems (make `.ok` false): counts that differ from the registry or the manifest, checksum or
-layout mismatches, undecodable images, images that are not 112x112. Findings that are reported
+layout mismatches, damaged records (each named by file, key and offset; the check goes on),
+undecodable images, images that are not 112x112. Findings that are reported
 but do not fail the check: duplicate images (same decoded pixels) and grayscale images (R=G=B),
 which real sets contain in small numbers.
 """
@@ -18,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 import bench.prepare as prepare_module
-from bench.errors import BenchError, DatasetError
+from bench.errors import BenchError, DatasetError, FormatError
 from bench.formats import RecordIODataset, TrainingRecords
 from bench.formats.insightface import IDX_NAME, PROPERTY_NAME, REC_NAME
 from bench.prepare import MANIFEST_NAME, chunked, map_chunks, read_manifest, sha256_file
@@ -142,7 +143,8 @@ def _compare_counts(report: CheckReport, expected: TrainingSet | None) -> None:
         )
 
 
-def _compare_manifest(report: CheckReport, prepared: Path, counts: np.ndarray) -> None:
+def _compare_manifest(report: CheckReport, prepared: Path, counts: np.ndarray | None) -> None:
+    """Counts and checksums against manifest.json (`counts` None: per-identity not compared)."""
     try:
         manifest = read_manifest(prepared)
     except DatasetError as error:
@@ -153,7 +155,7 @@ def _compare_manifest(report: CheckReport, prepared: Path, counts: np.ndarray) -
             f"{MANIFEST_NAME} says {manifest.images} images / {manifest.identities} identities, "
             f"the files hold {report.images} / {report.identities}"
         )
-    if list(manifest.per_identity_counts) != counts.tolist():
+    if counts is not None and list(manifest.per_identity_counts) != counts.tolist():
         report.problems.append(f"{MANIFEST_NAME}: per_identity_counts differ from the labels")
     for name, recorded in ((REC_NAME, manifest.rec_sha256), (IDX_NAME, manifest.idx_sha256)):
         if sha256_file(prepared / name) != recorded:
@@ -163,23 +165,54 @@ def _compare_manifest(report: CheckReport, prepared: Path, counts: np.ndarray) -
             )
 
 
-def _compare_layout(report: CheckReport, dataset: RecordIODataset, counts: np.ndarray) -> None:
+def _compare_layout(
+    report: CheckReport, dataset: RecordIODataset, labels: np.ndarray, counts: np.ndarray
+) -> None:
     """Header record, identity records and `property` agree with the image labels."""
     if not dataset.has_header:
         report.problems.append(f"{dataset.path}: no insightface header record 0")
         return
     ends = 1 + np.cumsum(counts)
     derived = np.stack([ends - counts, ends], axis=1)
-    ranges = dataset.identity_ranges()
-    if ranges is None or ranges.shape != derived.shape or not np.array_equal(ranges, derived):
-        report.problems.append(f"{dataset.path}: identity records do not match the image labels")
-    if len(dataset.labels) and np.any(np.diff(dataset.labels) < 0):
+    try:
+        ranges = dataset.identity_ranges()
+    except FormatError as error:  # a damaged identity record: report it, check the rest
+        report.problems.append(str(error))
+    else:
+        if ranges is None or ranges.shape != derived.shape or not np.array_equal(ranges, derived):
+            report.problems.append(
+                f"{dataset.path}: identity records do not match the image labels"
+            )
+    if len(labels) and np.any(np.diff(labels) < 0):
         report.problems.append(f"{dataset.path}: images are not grouped by identity")
     wanted = f"{len(counts)},{IMAGE_SHAPE[0]},{IMAGE_SHAPE[1]}"
     property_file = dataset.path.parent / PROPERTY_NAME
     found = property_file.read_text(encoding="ascii").strip() if property_file.is_file() else None
     if found != wanted:
         report.problems.append(f"{property_file}: is {found!r}, expected {wanted!r}")
+
+
+def _read_labels(report: CheckReport, dataset: RecordIODataset) -> np.ndarray:
+    """All labels, -1 for records whose label cannot be read (each one in report.problems).
+
+    `dataset.labels` stops at the first damaged record; check promises to report everything, so
+    on failure the labels are read again record by record and every failure is recorded.
+    """
+    try:
+        return dataset.labels
+    except FormatError:
+        log.info("%s: some labels cannot be read; reading them one by one", dataset.path)
+    labels = np.full(len(dataset), -1, dtype=np.int64)
+    failures = []
+    for index in range(len(dataset)):
+        try:
+            labels[index] = dataset.encoded(index)[1]
+        except FormatError as error:  # its message names the file, key and offset
+            failures.append(str(error))
+    report.problems.append(
+        f"{len(failures)} record(s) whose label cannot be read, e.g. " + "; ".join(failures[:SHOW])
+    )
+    return labels
 
 
 def _collect_images(report: CheckReport, dataset: RecordIODataset, workers: int) -> None:
@@ -238,15 +271,27 @@ def run_check(prepared: Path, expected: TrainingSet | None, workers: int = 1) ->
             f"{prepared}: no prepared set here ({REC_NAME} missing); run "
             f"`bench prepare {expected.name if expected else 'NAME'} --from PATH` first"
         )
-    dataset = RecordIODataset(prepared)
     report = CheckReport(path=prepared)
-    labels = dataset.labels
-    counts = np.bincount(labels) if len(labels) else np.zeros(0, np.int64)
+    try:
+        dataset = RecordIODataset(prepared)
+    except FormatError as error:  # e.g. a damaged header record: nothing more can be read
+        report.problems.append(str(error))
+        return report
+    labels = _read_labels(report, dataset)
+    unreadable = int((labels < 0).sum())
+    known = labels[labels >= 0]
+    counts = np.bincount(known) if len(known) else np.zeros(0, np.int64)
     report.images, report.identities = len(labels), int((counts > 0).sum())
     report.per_identity_counts = counts[counts > 0]
     _compare_counts(report, expected)
-    _compare_manifest(report, prepared, counts)
-    _compare_layout(report, dataset, counts)
+    _compare_manifest(report, prepared, None if unreadable else counts)
+    if unreadable:
+        report.warnings.append(
+            f"{unreadable} label(s) unreadable: identities and images per identity count only "
+            "the readable ones; identity records and per-identity counts not compared"
+        )
+    else:
+        _compare_layout(report, dataset, labels, counts)
     _collect_images(report, dataset, workers)
     _summarise_images(report, labels)
     return report

@@ -216,6 +216,48 @@ def test_check_detects_files_changed_after_prepare(folder, tmp_path):
         check(tmp_path / "nothing", None)
 
 
+def damage_frame(prepared: Path, key: int) -> int:
+    """Overwrite the magic word of record `key` in train.rec; returns its offset."""
+    lines = (prepared / "train.idx").read_text().splitlines()
+    offset = dict(line.split("\t") for line in lines)[str(key)]
+    data = bytearray((prepared / "train.rec").read_bytes())
+    data[int(offset) : int(offset) + 4] = b"\xde\xad\xbe\xef"
+    (prepared / "train.rec").unlink()  # prepared files may be read-only
+    (prepared / "train.rec").write_bytes(bytes(data))
+    return int(offset)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_check_reports_damaged_records_and_goes_on(folder, tmp_path, workers):
+    """A damaged frame is a finding naming file, key and offset; the image pass still runs."""
+    out = tmp_path / "prepared" / "tiny"
+    prepare("tiny", folder, out, workers=1, expected=None)
+    offsets = [damage_frame(out, key) for key in (2, 6)]
+    report = check(out, expected(8, 3), workers=workers)
+    assert not report.ok
+    label_problem = next(text for text in report.problems if "label cannot be read" in text)
+    assert label_problem.startswith("2 record(s)")
+    for key, offset in zip((2, 6), offsets, strict=True):
+        assert (
+            f"train.rec: invalid magic 0xefbeadde at offset {offset} (key {key})" in label_problem
+        )
+    assert [index for index, _ in report.corrupt] == [1, 5]  # image pass over every record
+    assert report.images == 8 and any("sha256 differs" in text for text in report.problems)
+    assert any("2 label(s) unreadable" in text for text in report.warnings)
+
+
+def test_check_reports_damaged_header_and_identity_records(folder, tmp_path):
+    out = tmp_path / "prepared" / "tiny"
+    prepare("tiny", folder, out, workers=1, expected=None)
+    damage_frame(out, 10)  # identity record of the second identity (images are keys 1..8)
+    report = check(out, None)
+    assert [index for index, _ in report.corrupt] == [] and report.images == 8
+    assert any("(key 10)" in text for text in report.problems)
+    damage_frame(out, 0)  # the header: nothing else can be read, but a report still comes
+    report = check(out, None)
+    assert not report.ok and any("(key 0)" in text for text in report.problems)
+
+
 def test_export_images_round_trip(folder, tmp_path):
     out = tmp_path / "prepared" / "tiny"
     prepare("tiny", folder, out, workers=1, expected=None)
