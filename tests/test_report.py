@@ -215,6 +215,38 @@ def test_mean_gap_compares_the_same_sets(tmp_path):
         )
 
 
+def test_reproduction_lists_rows_on_some_of_the_sets(tmp_path):
+    """A row on only some of a source's sets is measured, not "not measured": shared cells get a
+    gap, the others and the mean "-"; a row sharing no set with the source stays out."""
+    results = tmp_path / "results"
+    three = _copy_result(
+        "dcface_0.5m/ir50_arcface-seed0.json", results / "dcface.json", drop=("calfw", "cplfw")
+    )
+    _copy_result(
+        "dcface_0.5m/ir50_arcface-seed0.json",
+        results / "cemiface.json",
+        dataset="cemiface_1.0m",
+        drop=("calfw", "cplfw"),
+    )
+    _copy_result("demo_diverse/demo_cpu-seed0.json", results / "demo.json", dataset="dcface_1.0m")
+    catalog = load_catalog(FIXTURE_CATALOG)
+    build_reports(results, tmp_path / "out", catalog)
+    markdown = (tmp_path / "out" / "leaderboard.md").read_text(encoding="utf-8")
+    reproduction = _section(markdown, "Published numbers vs ours (reproduction)")
+    ours = {target: 100 * three["targets"][target]["acc"] for target in three["targets"]}
+    item = catalog.training["dcface_0.5m"].published[0]
+    line = _line(reproduction, "DCFace 0.5M", f"| {item.source} |")
+    cells = [
+        f"{item.scores[t]:.2f} / {ours[t]:.2f} ({ours[t] - item.scores[t]:+.2f})"
+        for t in ("lfw", "cfp_fp", "agedb_30")
+    ] + [f"{item.scores[t]:.2f} / -" for t in ("calfw", "cplfw")]
+    assert "| " + " | ".join(cells) + " |" in line
+    assert line.endswith("| - (ir50_arcface) | - |")
+    cemiface = _line(reproduction, "CemiFace 1.0M")  # printed average only
+    assert "| - / " in cemiface and cemiface.endswith("| 93.07 | - (ir50_arcface) | - |")
+    assert _line(reproduction, "DCFace 1.0M").endswith("| not measured | - |")
+
+
 def test_missing_training_log_is_a_visible_note(built):
     summary, out = built
     assert any("vec2face_hsface10k" in note and "not found" in note for note in summary.notes)

@@ -108,16 +108,23 @@ class ReproductionEntry:
 
 
 def reproduction_table(catalog: Catalog, suites: list[Suite]) -> list[ReproductionEntry]:
-    """For every published source in the registry: theirs, ours (each measured recipe), gap."""
+    """For every published source in the registry: theirs, ours (each measured row that shares a
+    set with the source), gap."""
     measured: dict[str, list[Row]] = {}
     for suite in suites:
         for row in suite.rows:
-            if set(STANDARD_TARGETS) <= set(row.scores):
-                measured.setdefault(row.dataset, []).append(row)
+            measured.setdefault(row.dataset, []).append(row)
     entries = []
     for dataset, training_set in catalog.training.items():
         for item in training_set.published:
-            for row in measured.get(dataset, [None]):
+            # A row on only some of the source's sets is still a measurement: its shared cells
+            # get a gap, the rest and the mean show "-".
+            shared = [
+                row
+                for row in measured.get(dataset, [])
+                if set(row.scores) & set(compared_targets(item))
+            ]
+            for row in shared or [None]:
                 entries.append(_reproduce(dataset, training_set.display_name, item, row))
     return entries
 

@@ -327,8 +327,9 @@ def _reproduction_view(catalog: Catalog, suites: list[Suite], flagged: set) -> l
             theirs = entry.published.get(target)
             text = "-" if theirs is None else f"{theirs:.2f}"
             if ours is not None:
-                text += f" / {ours.scores[target].value:.2f}"
-                text += "" if theirs is None else f" ({entry.gaps[target]:+.2f})"
+                mine = ours.scores.get(target)
+                text += " / -" if mine is None else f" / {mine.value:.2f}"
+                text += f" ({entry.gaps[target]:+.2f})" if target in entry.gaps else ""
             cells.append(text)
         views.append(
             {
