@@ -115,15 +115,68 @@ def default_catalog_path() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "datasets.yaml"
 
 
+class _DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: Any, line: int, first_line: int) -> None:
+        super().__init__(f"key {key!r} on line {line} repeats the key on line {first_line}")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (plain PyYAML keeps the last)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep=False):
+    first_lines: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            repeated = key in first_lines
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+        line = key_node.start_mark.line + 1
+        if repeated:
+            raise _DuplicateKeyError(key, line, first_lines[key])
+        first_lines[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def _read_yaml(path: Path) -> Any:
+    """The parsed registry file; every way of failing is a CatalogError naming `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CatalogError(f"registry file {path} not found (set ${CATALOG_ENV})") from None
+    except UnicodeDecodeError as error:
+        raise CatalogError(
+            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
+        ) from None
+    except OSError as error:  # a directory, no permission ...
+        raise CatalogError(
+            f"{path}: cannot read the registry file ({error.strerror or error}); "
+            f"pass a datasets.yaml file (or set ${CATALOG_ENV})"
+        ) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    except _DuplicateKeyError as error:
+        raise CatalogError(
+            f"{path}: line {error.line}: key {error.key!r} appears twice in the same mapping "
+            f"(first on line {error.first_line}); remove or rename one of them"
+        ) from None
+    except yaml.YAMLError as error:
+        raise CatalogError(f"{path}: not valid YAML: {error}") from None
+
+
 def load_catalog(path: str | os.PathLike | None = None) -> Catalog:
     """Load and validate datasets.yaml."""
     path = Path(path) if path else default_catalog_path()
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CatalogError(f"registry file {path} not found (set ${CATALOG_ENV})") from None
-    except yaml.YAMLError as error:
-        raise CatalogError(f"{path}: not valid YAML: {error}") from None
+    document = _read_yaml(path)
     where = _Where(path)
     top = _fields(document, {"schema_version": int, "training": dict, "evaluation": dict}, where)
     if top["schema_version"] != 1:

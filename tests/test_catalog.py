@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,48 @@ def test_mistakes_name_file_entry_and_key(tmp_path, document, mutate, expected):
     assert str(path) in message
     for fragment in expected:
         assert fragment in message
+
+
+def test_duplicate_keys_are_errors_naming_key_and_line(tmp_path):
+    """PyYAML keeps the last of two equal keys silently; the registry refuses them."""
+    text = REPO_YAML.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    start = lines.index("training:") + 1
+    repeated = "  casia_webface:\n    display_name: X\n    images: 1\n"
+    path = tmp_path / "datasets.yaml"
+    path.write_text(text.replace("\ntraining:\n", "\ntraining:\n" + repeated, 1), encoding="utf-8")
+    second = 1 + [line.strip() for line in path.read_text().splitlines()].index(
+        "casia_webface:", start + 1
+    )
+    with pytest.raises(CatalogError) as error:
+        load_catalog(path)
+    assert str(error.value).startswith(f"{path}: line {second}: key 'casia_webface' appears twice")
+    assert f"(first on line {start + 1})" in str(error.value)
+    path.write_text("schema_version: 1\ntraining: {}\nevaluation: {a: 1, a: 2}\n")
+    with pytest.raises(CatalogError, match=r"line 3: key 'a' appears twice"):
+        load_catalog(path)
+
+
+def test_merge_keys_may_still_be_overridden(tmp_path):
+    """`<<: *anchor` then an explicit key is YAML's override, not a duplicate."""
+    path = tmp_path / "datasets.yaml"
+    path.write_text(
+        "schema_version: 1\ntraining: {}\nevaluation:\n"
+        "  lfw: &lfw {display_name: LFW, pairs: 6000, file: lfw.bin, obtain: x}\n"
+        "  cfp_fp: {<<: *lfw, display_name: CFP-FP, pairs: 7000, file: cfp_fp.bin}\n"
+    )
+    assert load_catalog(path).eval_set("cfp_fp").pairs == 7000
+
+
+def test_unreadable_files_name_the_path(tmp_path):
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(
+        "schema_version: 1\n# caf\xe9\ntraining: {}\nevaluation: {}\n".encode("latin-1")
+    )
+    with pytest.raises(CatalogError, match=re.escape(f"{latin1}: not UTF-8 text")):
+        load_catalog(latin1)
+    with pytest.raises(CatalogError, match=re.escape(f"{tmp_path}: cannot read the registry file")):
+        load_catalog(tmp_path)
 
 
 def test_unknown_name_suggests_close_matches():
