@@ -253,8 +253,31 @@ def test_missing_training_log_is_a_visible_note(built):
     assert "training log results/_logs/vec2face_hsface10k" in (out / "leaderboard.md").read_text(
         encoding="utf-8"
     )
-    assert (out / "plots" / "train-demo_diverse-demo_cpu-d3m0c9u0a1b2.png").is_file()
-    assert not list((out / "plots").glob("train-vec2face*"))
+    assert (out / "plots" / "suite2-train-demo_diverse-demo_cpu-d3m0c9u0a1b2.png").is_file()
+    assert not list((out / "plots").glob("*-train-vec2face*"))
+
+
+def test_training_curves_of_one_row_in_two_suites_are_two_files(tmp_path):
+    """Seeds of one dataset and recipe evaluated on different sets form two suites; each suite's
+    training curves show its own seeds, so they need a file each."""
+    results = tmp_path / "results"
+    for seed in (0, 1):
+        name = f"demo_diverse/demo_cpu-seed{seed}.json"
+        _copy_result(name, results / name)
+    _copy_result(
+        "demo_diverse/demo_cpu-seed2.json",
+        results / "demo_diverse" / "demo_cpu-seed2.json",
+        drop=("demo_lookalike",),
+    )
+    shutil.copytree(RESULTS / "_logs", results / "_logs")  # the JSONs say results/_logs/...
+    build_reports(results, tmp_path / "out", load_catalog(FIXTURE_CATALOG))
+    markdown = (tmp_path / "out" / "leaderboard.md").read_text(encoding="utf-8")
+    stems = [f"suite{n}-train-demo_diverse-demo_cpu-d3m0c9u0a1b2" for n in (1, 2)]
+    pictures = [(tmp_path / "out" / "plots" / f"{stem}.png").read_bytes() for stem in stems]
+    assert pictures[0] != pictures[1]
+    for number, stem in enumerate(stems, start=1):
+        section = markdown.split("## Leaderboard:")[number]
+        assert f"(plots/{stem}.png)" in section and markdown.count(f"(plots/{stem}.png)") == 1
 
 
 def test_html_is_self_contained(built):

@@ -98,7 +98,9 @@ def _draw(
         summary.notes += notes
         figures[(index, "suite")] = [bars, roc]
         for row in suite.rows:
-            stem = f"train-{row.dataset}-{row.recipe}-{row.recipe_hash}".replace("/", "_")
+            # The suite is part of the name: a row of two suites has other seeds or sets in each.
+            stem = f"suite{index}-train-{row.dataset}-{row.recipe}-{row.recipe_hash}"
+            stem = stem.replace("/", "_")
             curve, notes = plots.training_curves(row, plot_dir, stem, log_dirs)
             summary.notes += notes
             figures[(index, row.dataset, row.recipe_hash)] = curve
