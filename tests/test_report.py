@@ -131,12 +131,15 @@ def _copy_result(
     dataset: str | None = None,
     drop: tuple[str, ...] = (),
     extra: dict[str, str] | None = None,
+    recipe_hash: str | None = None,
 ) -> dict:
-    """A fixture result written to path: another dataset, targets dropped, or extra targets
-    copied from existing ones ({new: existing})."""
+    """A fixture result written to path: another dataset or recipe hash, targets dropped, or
+    extra targets copied from existing ones ({new: existing})."""
     data = _fixture_json(source)
     if dataset:
         data["run"]["dataset"] = dataset
+    if recipe_hash:
+        data["run"]["recipe_hash"] = recipe_hash
     for target in drop:
         del data["targets"][target]
     for new, existing in (extra or {}).items():
@@ -278,6 +281,38 @@ def test_training_curves_of_one_row_in_two_suites_are_two_files(tmp_path):
     for number, stem in enumerate(stems, start=1):
         section = markdown.split("## Leaderboard:")[number]
         assert f"(plots/{stem}.png)" in section and markdown.count(f"(plots/{stem}.png)") == 1
+
+
+def test_rows_differing_only_in_recipe_hash_show_a_short_hash(tmp_path, monkeypatch):
+    """Two rows of one suite with the same dataset and recipe are told apart by a short hash in
+    the markdown, HTML and LaTeX tables and the plot legends (longer where six characters tie);
+    the LaTeX table has a Recipe column."""
+    results = tmp_path / "results"
+    _copy_result("demo_diverse/demo_cpu-seed0.json", results / "a.json")
+    _copy_result("demo_diverse/demo_cpu-seed0.json", results / "b.json", recipe_hash="d3m0c9ffffff")
+    _copy_result("demo_consistent/demo_cpu-seed0.json", results / "c.json")
+    catalog = load_catalog(FIXTURE_CATALOG)
+    build_reports(results, tmp_path / "out", catalog)
+    labels = ("demo_cpu@d3m0c9u", "demo_cpu@d3m0c9f")
+    markdown = (tmp_path / "out" / "leaderboard.md").read_text(encoding="utf-8")
+    html = (tmp_path / "out" / "leaderboard.html").read_text(encoding="utf-8")
+    tex = (tmp_path / "out" / "leaderboard.tex").read_text(encoding="utf-8")
+    for label in labels:
+        assert f"| {label} |" in markdown and f'<td data-sort="{label}">{label}</td>' in html
+        assert f"& {exports.latex_escape(label)} &" in tex
+    assert "(`demo_consistent`) | demo_cpu |" in markdown  # unambiguous: no hash
+    assert "Training set & Recipe & IDs & Images &" in tex and r"{l l r r r r r r}" in tex
+
+    runs, warnings = tables.load_results(results)
+    suite = tables.build_suites(runs, catalog, warnings)[0]
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda figure, *args: figures.append(figure))
+    plots.accuracy_bars(suite, catalog, tmp_path, "bars")
+    plots.roc_curves(suite, catalog, tmp_path, "roc")
+    bars = {text.get_text() for text in figures[0].legends[0].get_texts()}
+    roc = {text.get_text() for text in figures[1].axes[0].get_legend().get_texts()}
+    expected = {f"demo_diverse ({label})" for label in labels} | {"demo_consistent (demo_cpu)"}
+    assert bars == roc == expected
 
 
 def test_html_is_self_contained(built):

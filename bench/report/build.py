@@ -248,7 +248,7 @@ def _row_view(
     return {
         "name": row.display_name,
         "dataset": row.dataset,
-        "recipe": row.recipe,
+        "recipe": row.recipe_label,
         "identities": _count(row.identities),
         "identities_sort": row.identities or 0,
         "images": _count(row.images),
@@ -270,7 +270,7 @@ def _row_view(
 
 def _provenance_text(row: Row) -> str:
     """One footnote: every seed's file, recipe hash, git sha, date and hardware."""
-    text = f"Provenance of {row.dataset} / {row.recipe}: "
+    text = f"Provenance of {row.dataset} / {row.recipe_label}: "
     text += "; ".join(_provenance(run) for run in row.runs)
     return text + (f" ({row.versus_next_note})" if row.versus_next_note else "")
 
@@ -363,7 +363,7 @@ def _ours_text(entry: audit.ReproductionEntry) -> str:
     if entry.ours is None:
         return "not measured"
     mean = "-" if entry.ours_mean is None else f"{entry.ours_mean:.2f}"
-    return f"{mean} ({entry.ours.recipe})"
+    return f"{mean} ({entry.ours.recipe_label})"
 
 
 def _audit_view(entry: audit.AuditEntry) -> dict:

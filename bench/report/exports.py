@@ -86,15 +86,20 @@ def latex_table(suite: Suite, catalog: Catalog) -> str:
     best = {t: max(row.scores[t].value for row in suite.rows) for t in suite.targets}
     best_mean = max(row.mean.value for row in suite.rows)
     lines = [
-        r"\begin{tabular}{l r r " + "r " * len(names) + "r}",
+        r"\begin{tabular}{l l r r " + "r " * len(names) + "r}",
         r"\toprule",
-        " & ".join(["Training set", "IDs", "Images"] + [latex_escape(n) for n in names] + ["Mean"])
+        " & ".join(
+            ["Training set", "Recipe", "IDs", "Images"]
+            + [latex_escape(n) for n in names]
+            + ["Mean"]
+        )
         + r" \\",
         r"\midrule",
     ]
     for row in suite.rows:
         cells = [
             latex_escape(row.display_name),
+            latex_escape(row.recipe_label),
             "--" if row.identities is None else f"{row.identities:,}".replace(",", "{,}"),
             "--" if row.images is None else f"{row.images:,}".replace(",", "{,}"),
         ]

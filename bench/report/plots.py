@@ -54,7 +54,7 @@ def _save(figure, out_dir: Path, stem: str, title: str) -> Plot:
 
 
 def _label(row: Row) -> str:
-    return row.dataset if row.recipe == "-" else f"{row.dataset} ({row.recipe})"
+    return row.dataset if row.recipe_label == "-" else f"{row.dataset} ({row.recipe_label})"
 
 
 def accuracy_bars(suite: Suite, catalog: Catalog, out_dir: Path, stem: str) -> Plot:

@@ -16,6 +16,7 @@ from bench.report import stats
 from bench.results import decode_issame, decode_scores, read_result
 
 log = logging.getLogger(__name__)
+SHORT_HASH = 6  # characters of a recipe hash shown to tell rows apart
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class Row:
     published: tuple[PublishedResult, ...] = ()
     versus_next: stats.PairedTest | None = None
     versus_next_note: str = ""
+    # The recipe as tables and legends show it: with a short hash where one suite has two rows of
+    # this dataset and recipe, which would otherwise read the same (see _label_recipes).
+    recipe_label: str = ""
 
     @property
     def seeds(self) -> list[int | None]:
@@ -135,8 +139,26 @@ def build_suites(runs: list[RunResult], catalog: Catalog, warnings: list[str]) -
     ordered = sorted(suites.values(), key=lambda s: (-len(s.rows), s.targets))
     for suite in ordered:
         suite.rows.sort(key=lambda row: (-row.mean.value, row.dataset, row.recipe))
+        _label_recipes(suite)
         _compare_adjacent(suite, warnings)
     return ordered
+
+
+def _label_recipes(suite: Suite) -> None:
+    """Add `@<short hash>` to the recipe_label of rows that share dataset and recipe."""
+    namesakes: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for row in suite.rows:
+        namesakes[(row.dataset, row.recipe)].append(row)
+    for rows in namesakes.values():
+        if len(rows) == 1:
+            continue
+        # Six characters, more only where two hashes share their first six.
+        hashes = [row.recipe_hash for row in rows]
+        width = SHORT_HASH
+        while len({h[:width] for h in hashes}) < len(hashes) and width < max(map(len, hashes)):
+            width += 1
+        for row in rows:
+            row.recipe_label = f"{row.recipe}@{row.recipe_hash[:width] or '-'}"
 
 
 def _unique_seeds(members: list[RunResult], warnings: list[str]) -> list[RunResult]:
@@ -182,6 +204,7 @@ def _aggregate(
         runs=members,
         scores=scores,
         mean=mean,
+        recipe_label=first.recipe,
         published=_relevant_published(entry.published if entry else (), targets),
     )
 
