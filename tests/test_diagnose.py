@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from functools import cache
 
@@ -11,7 +12,7 @@ import pytest
 from helpers import Records
 from PIL import Image
 
-from bench import diag_stats
+from bench import diag_leakage, diag_stats
 from bench.diagnose import Options, diagnose
 from bench.diagnostics_card import dataset_cards
 from bench.synth import render_image
@@ -249,3 +250,33 @@ def test_cards_and_cli(tmp_path):
         assert (tmp_path / "report" / "cards" / image.split("/")[-1]).is_file()
         assert f"cards/{image.split('/')[-1]}" in cards[0]["markdown"]
     assert "<img" not in cards[0]["html"]
+
+
+def test_rank_tail_is_the_exact_distribution_of_queries_above_a_null_order_statistic():
+    """Brute force over every ordering of m queries among n null values (all equally likely when
+    they are exchangeable): X = queries ranked above the (r+1)-th largest null value."""
+    m, n = 4, 5
+    for r in range(n):
+        counts = np.zeros(m + 1)
+        for positions in itertools.combinations(range(m + n), m):  # query ranks, largest first
+            nulls_before = [rank - index for index, rank in enumerate(positions)]
+            counts[sum(before <= r for before in nulls_before)] += 1
+        exact = counts / counts.sum()
+        tail = [diag_leakage.rank_tail(x, m, n, r) for x in range(m + 2)]
+        assert np.allclose(np.diff(tail) * -1, exact)
+        assert np.dot(np.arange(m + 1), exact) == pytest.approx(m * (r + 1) / (n + 1))
+
+
+def test_leak_p_value_holds_its_level_on_clean_data_even_at_extreme_quantiles():
+    """Queries drawn like the null: p < 0.01 about 1% of the time or less. A binomial at rate
+    1 - q (the threshold taken as exact) gave p < 0.01 in 5% of these trials at q = 0.99 and 25%
+    at q = 0.9999, where the threshold is the null's maximum."""
+    rng = np.random.default_rng(0)
+    for quantile in (0.99, 0.9999):
+        p_values = [
+            diag_leakage._flag_counts(rng.normal(size=400), rng.normal(size=500), quantile)[
+                "p_value"
+            ]
+            for _ in range(400)
+        ]
+        assert np.mean(np.asarray(p_values) < 0.01) <= 0.025
