@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.diagnose import MemoryRecords as Records  # noqa: F401  (re-exported for the tests)
 from bench.formats import encode_png, write_canonical
 
 
@@ -22,16 +23,3 @@ def make_set(out: Path, classes: int = 4, per_class: int = 6, seed: int = 0) -> 
     out.mkdir(parents=True, exist_ok=True)
     write_canonical(out, items, classes)
     return out
-
-
-class Records:
-    """A training set in memory (the TrainingRecords interface: len, [i], labels)."""
-
-    def __init__(self, images: list[np.ndarray], labels: list[int]) -> None:
-        self.images, self.labels = images, np.asarray(labels, np.int64)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int):
-        return self.images[index], int(self.labels[index])
