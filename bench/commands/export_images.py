@@ -9,8 +9,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "source", metavar="SRC", help="a prepared set or any supported training-set path"
     )
-    parser.add_argument("out", metavar="OUT", help="output folder (created; must be empty)")
-    parser.add_argument("--force", action="store_true", help="write into a non-empty OUT")
+    parser.add_argument(
+        "out", metavar="OUT", help="output folder (created; must be empty unless --force)"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing OUT as a whole (staged, then renamed into place)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
