@@ -83,8 +83,10 @@ def run_benchmark(name: str, catalog: Catalog, options: BenchOptions) -> Path:
     from bench.train import train
 
     entry = catalog.training_set(name)
-    recipe = options.recipe or entry.recipe
-    config = load_config(recipe_path(recipe), list(options.overrides))
+    recipe_file = recipe_path(options.recipe or entry.recipe)
+    # Named like `bench train` names it (the file's stem), so both resume the same run.
+    recipe = recipe_file.stem
+    config = load_config(recipe_file, list(options.overrides))
     ensure_eval_sets(entry, catalog, options)  # fail before hours of training, not after
     prepared = ensure_prepared(entry, catalog, options)
     report = check(prepared, entry, workers=options.workers)
@@ -92,7 +94,9 @@ def run_benchmark(name: str, catalog: Catalog, options: BenchOptions) -> Path:
     if not report.ok:
         raise DatasetError(f"{prepared}: `bench check {entry.name}` found problems (see above)")
     run_dir = options.runs_root / entry.name / f"{recipe}-seed{config.seed}"
-    checkpoint = train(config, prepared, run_dir, resume=True)
+    checkpoint = train(
+        config, prepared, run_dir, resume=True, eval_root=options.data_root, catalog=catalog
+    )
     return evaluate_run(entry, catalog, options, checkpoint, run_dir, recipe)
 
 

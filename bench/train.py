@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from bench import dist
+from bench.catalog import Catalog, load_catalog
 from bench.checkpoint import (
     FORMAT_VERSION,
     atomic_save,
@@ -63,18 +64,27 @@ def train(
     resume: bool = False,
     *,
     eval_root: Path | None = None,
+    catalog: Catalog | None = None,
 ) -> Path:
     """Train `cfg` on the prepared set in `data_dir`, writing into `run_dir`; returns final.pt.
 
     Launched by torchrun, each process calls this; the process group is set up from the env.
-    `eval_root` is the data root whose eval/ holds the verify_targets (periodic verification).
+    `eval_root` is the data root whose eval/ holds the verify_targets (periodic verification),
+    looked up in `catalog` (default: the default registry).
     """
+    if cfg.verify_every > 0:  # fail now, not after verify_every steps (and on rank 0 only)
+        if eval_root is None:
+            raise TrainingError("verify_every > 0 needs the data root (eval_root) of the eval sets")
+        from bench.evaluation_run import check_targets
+
+        catalog = catalog or load_catalog()
+        check_targets(list(cfg.verify_targets), Path(eval_root), catalog)
     context = dist.setup()
     if not context.is_main:
         logging.getLogger().setLevel(logging.WARNING)  # log lines come from rank 0 only
     try:
         with determinism(cfg, context.device):
-            return _run(cfg, Path(data_dir), Path(run_dir), resume, context, eval_root)
+            return _run(cfg, Path(data_dir), Path(run_dir), resume, context, (eval_root, catalog))
     finally:
         dist.teardown(context)
 
@@ -89,7 +99,7 @@ class _State:
     step: int
 
 
-def _run(cfg, data_dir, run_dir, resume, context, eval_root) -> Path:  # noqa: PLR0915
+def _run(cfg, data_dir, run_dir, resume, context, evaluation) -> Path:  # noqa: PLR0915
     # --- set-up: data, derived step counts, model, optional resume -------------------------
     device = context.device
     records = open_training_set(data_dir)
@@ -173,7 +183,7 @@ def _run(cfg, data_dir, run_dir, resume, context, eval_root) -> Path:  # noqa: P
                 # Only reached with a finite loss (checked just above): never saves a NaN model.
                 _save(cfg, state, derived, checkpoints, context)
             if cfg.verify_every and (step % cfg.verify_every == 0 or at_end):
-                _verify(cfg, state, step, eval_root, progress, context)
+                _verify(cfg, state, step, evaluation, progress, context)
     finally:
         progress.close()
 
@@ -283,12 +293,14 @@ def _save(cfg, state: _State, derived: Derived, checkpoints: Path, context) -> N
         log.debug("checkpoint %s", path)
 
 
-def _verify(cfg, state: _State, step: int, eval_root, progress: Progress, context) -> None:
-    """Rank 0 evaluates the current backbone; the others wait (logged as curves only)."""
+def _verify(cfg, state: _State, step: int, evaluation, progress: Progress, context) -> None:
+    """Rank 0 evaluates the current backbone; the others wait (logged as curves only).
+    `evaluation` is (data root, catalog), checked by `train` before the first step."""
     if context.is_main:
-        if eval_root is None:
-            raise TrainingError("verify_every > 0 needs the data root (eval_root) of the eval sets")
-        results = verify(state.module.backbone, cfg.verify_targets, eval_root, context.device)
+        eval_root, catalog = evaluation
+        results = verify(
+            state.module.backbone, cfg.verify_targets, eval_root, context.device, catalog
+        )
         for target, metrics in results.items():
             progress.write({"type": "eval", "step": step, "target": target, **metrics})
     dist.barrier(context)

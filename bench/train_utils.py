@@ -253,14 +253,21 @@ def _tensorboard(directory: Path) -> Any:
     return SummaryWriter(str(directory))
 
 
-def verify(backbone: nn.Module, targets: tuple[str, ...], eval_root: Path, device: torch.device):
-    """Verification accuracy of `backbone` on `targets` (curves only, never model selection)."""
+def verify(
+    backbone: nn.Module,
+    targets: tuple[str, ...],
+    eval_root: Path,
+    device: torch.device,
+    catalog=None,
+):
+    """Verification accuracy of `backbone` on `targets` (curves only, never model selection);
+    the targets are looked up in `catalog` (default: the default registry)."""
     from bench.catalog import load_catalog
     from bench.embed import ModelInfo, TorchEmbedder, embed_pairs
     from bench.evalsets import load_eval_set
     from bench.evaluate import verify as verify_pairs
 
-    catalog = load_catalog()
+    catalog = catalog or load_catalog()
     embedder = TorchEmbedder(backbone, ModelInfo("(training)", "", "checkpoint"), str(device))
     results = {}
     started = time.perf_counter()

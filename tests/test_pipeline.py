@@ -79,3 +79,26 @@ def test_missing_training_set_says_where_to_get_it(tmp_path, caplog):
     code = cli_main(["bench", "uiface_0.5m", "--data-root", str(tmp_path)])
     assert code == 2
     assert "Tencent/TFace" in caplog.text and "bench prepare uiface_0.5m" in caplog.text
+
+
+@pytest.mark.slow
+def test_recipe_path_and_periodic_verification_use_the_given_registry(tmp_path):
+    """A recipe given as a file path names the run by its stem (as `bench train` does), and
+    periodic verification reads the evaluation sets of the --catalog registry (the default
+    registry's demo_random has another pair count, so reading it would fail)."""
+    catalog = _tiny_catalog(tmp_path)
+    recipe = tmp_path / "elsewhere" / "myrecipe.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text((default_catalog_path().parent / "configs" / "smoke.yaml").read_text())
+    runs = tmp_path / "runs"
+    args = ["bench", "demo_diverse", "--catalog", str(catalog), "--recipe", str(recipe),
+            "--data-root", str(tmp_path / "data"), "--runs-root", str(runs),
+            "--results", str(tmp_path / "results"), "--workers", "1",
+            "verify_every=1", "verify_targets=demo_random"]  # fmt: skip
+    assert cli_main(args) == 0
+    run_dir = runs / "demo_diverse" / "myrecipe-seed0"
+    assert (run_dir / "final.pt").is_file() and not list(recipe.parent.glob("*-seed0"))
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert any(r.get("type") == "eval" and r["target"] == "demo_random" for r in records)
+    result = read_result(tmp_path / "results" / "demo_diverse" / "myrecipe-seed0.json")
+    assert result["run"]["recipe"] == "myrecipe"

@@ -122,3 +122,12 @@ def test_cli_explains_a_registered_but_missing_set(tmp_path: Path) -> None:
         command.main(_cli_args(tmp_path, name))
     with pytest.raises(CatalogError, match="unknown training set"):
         command.main(_cli_args(tmp_path, "no_such_set"))
+
+
+def test_unknown_verify_target_fails_before_the_first_step(data, tmp_path) -> None:
+    cfg = load_config(CONFIG, ["verify_every=1", "verify_targets=lfv"])
+    with pytest.raises(CatalogError, match="lfv"):
+        train(cfg, data, tmp_path / "run", eval_root=tmp_path)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(TrainingError, match="eval_root"):
+        train(cfg, data, tmp_path / "run")

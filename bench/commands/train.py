@@ -35,7 +35,8 @@ def main(args: argparse.Namespace) -> int:
     from bench.config import load_config, recipe_path
     from bench.train import train
 
-    entry = load_catalog(args.catalog).training_set(args.dataset)  # CatalogError if unknown
+    catalog = load_catalog(args.catalog)
+    entry = catalog.training_set(args.dataset)  # CatalogError if unknown
     recipe_file = recipe_path(args.config or entry.recipe)
     cfg = load_config(recipe_file, args.overrides)
     root = paths.data_root(args.data_root)
@@ -48,6 +49,6 @@ def main(args: argparse.Namespace) -> int:
             + (f" --data-root {args.data_root}" if args.data_root else "")
         )
     run_dir = paths.runs_root(args.runs_root) / entry.name / f"{recipe_file.stem}-seed{cfg.seed}"
-    final = train(cfg, data_dir, run_dir, resume=args.resume, eval_root=root)
+    final = train(cfg, data_dir, run_dir, resume=args.resume, eval_root=root, catalog=catalog)
     print(f"final model: {final}")
     return 0
