@@ -99,11 +99,17 @@ def _recipe_hash(checkpoint: dict, config: dict) -> str:
 
 
 def _train_log_stats(log_path: Path) -> dict:
-    """Wall time and mean throughput from the training log's "train" records."""
+    """Wall time and throughput from the training log.
+
+    wall_s: per session (a "config" record starts each launch or resume), last minus first
+    "train" record time plus the first window's own step time; summed over sessions, so the
+    time between an interruption and its resume does not count. images_per_s: images over step
+    time of all windows (checkpointing and periodic verification excluded). Logs written before
+    windows recorded `images`/`elapsed` fall back to the mean of the window speeds."""
     if not log_path.is_file():
         log.warning("%s not found: the result's train.wall_s/images_per_s are 0", log_path)
         return {"wall_s": 0.0, "images_per_s": 0.0}
-    records = []
+    sessions: list[list[dict]] = [[]]
     for number, line in enumerate(log_path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -111,13 +117,26 @@ def _train_log_stats(log_path: Path) -> dict:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise DatasetError(f"{log_path}:{number}: not a JSON line ({error})") from None
-        if record.get("type") == "train":
-            records.append(record)
+        if record.get("type") == "config" and sessions[-1]:
+            sessions.append([])
+        elif record.get("type") == "train":
+            sessions[-1].append(record)
+    records = [record for session in sessions for record in session]
     if not records:
         return {"wall_s": 0.0, "images_per_s": 0.0}
-    times = [float(record.get("time", 0.0)) for record in records]
-    speeds = [float(record.get("images_per_s", 0.0)) for record in records]
-    return {"wall_s": max(times) - min(times), "images_per_s": sum(speeds) / len(speeds)}
+    wall = sum(
+        float(s[-1].get("time", 0.0))
+        - float(s[0].get("time", 0.0))
+        + float(s[0].get("elapsed", 0.0))
+        for s in sessions
+        if s
+    )
+    step_time = sum(float(record.get("elapsed", 0.0)) for record in records)
+    if step_time > 0 and all("images" in record for record in records):
+        speed = sum(float(record["images"]) for record in records) / step_time
+    else:
+        speed = sum(float(r.get("images_per_s", 0.0)) for r in records) / len(records)
+    return {"wall_s": wall, "images_per_s": speed}
 
 
 def evaluate_checkpoint_run(

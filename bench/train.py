@@ -172,18 +172,22 @@ def _run(cfg, data_dir, run_dir, resume, context, evaluation) -> Path:  # noqa: 
                 # Synchronised over ranks: a NaN anywhere stops every rank at the same step.
                 mean_loss = _check_and_average(loss_sum, nonfinite, window_steps, step, context)
                 elapsed = time.perf_counter() - window_start
-                speed = window_steps * derived.global_batch / max(elapsed, 1e-9)
+                images = window_steps * derived.global_batch
+                speed = images / max(elapsed, 1e-9)
                 record = {"type": "train", "step": step, "epoch": step // derived.steps_per_epoch}
                 record |= {"loss": mean_loss, "lr": lr, "images_per_s": speed, "time": time.time()}
+                record |= {"images": images, "elapsed": elapsed}  # step time of this window only
                 progress.write(record)
                 progress.advance(window_steps, mean_loss, lr, speed)
                 loss_sum.zero_()
-                window_steps, window_start = 0, time.perf_counter()
+                window_steps = 0
             if at_checkpoint or at_end:
                 # Only reached with a finite loss (checked just above): never saves a NaN model.
                 _save(cfg, state, derived, checkpoints, context)
             if cfg.verify_every and (step % cfg.verify_every == 0 or at_end):
                 _verify(cfg, state, step, evaluation, progress, context)
+            if window_steps == 0:  # after saving/verifying: they must not count as step time
+                window_start = time.perf_counter()
     finally:
         progress.close()
 

@@ -238,3 +238,29 @@ def test_recipe_hash_is_recomputed_when_the_checkpoint_lacks_it(tmp_path):
     info = run_info({"config": config.to_dict(), "step": 1}, "demo", "smoke", tmp_path)
     assert info["recipe_hash"] == config_hash(config)
     assert info["train"]["wall_s"] == 0.0  # no log.jsonl: zeros (and a warning), not an error
+
+
+def test_train_stats_leave_out_the_time_between_interruption_and_resume(tmp_path):
+    from bench.evaluation_run import _train_log_stats
+
+    day = 86_400.0
+    records = [
+        {"type": "config"},
+        {"type": "train", "time": 100.0, "images": 640, "elapsed": 10.0},
+        {"type": "train", "time": 112.0, "images": 640, "elapsed": 10.0},  # 2 s checkpointing
+        {"type": "config"},  # resumed a day later
+        {"type": "train", "time": day + 20.0, "images": 1280, "elapsed": 20.0},
+    ]
+    log_path = tmp_path / "log.jsonl"
+    log_path.write_text("\n".join(json.dumps(record) for record in records))
+    stats = _train_log_stats(log_path)
+    assert stats["wall_s"] == pytest.approx((112 - 100 + 10) + 20)
+    assert stats["images_per_s"] == pytest.approx(2560 / 40)
+    # A log without per-window images/elapsed (older runs): the mean of the window speeds.
+    log_path.write_text(
+        "\n".join(
+            json.dumps({"type": "train", "time": t, "images_per_s": v})
+            for t, v in ((0.0, 10.0), (5.0, 30.0))
+        )
+    )
+    assert _train_log_stats(log_path) == {"wall_s": 5.0, "images_per_s": 20.0}
