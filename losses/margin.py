@@ -3,7 +3,8 @@
 The target logit becomes s * (cos(m1*theta + m2) - m3), the others s * cos(theta)
 (arcface_torch `CombinedMarginLoss`): ArcFace = (1, 0.5, 0), CosFace = (1, 0, 0.4). As in
 arcface_torch's ArcFace, where m1*theta + m2 would pass pi (cos no longer decreasing in theta) the
-target falls back to cos(theta) - sin(pi - m2)*m2 - m3, so the logit stays monotonic in theta.
+target falls back to cos(theta) - sin(pi - m2)*m2 - m3 (m1 = 1), or to cos(theta) shifted to meet
+the curve at that point (m1 != 1), so the logit stays monotonic in theta.
 Labels of -1 mark rows whose class is not among the logits' columns (they get no margin).
 
 Everything runs in float32 with cos clamped to [-1, 1] and sin computed from a floored 1 - cos^2,
@@ -43,6 +44,10 @@ class CombinedMargin(nn.Module):
         # Past theta = pi - m2 the ArcFace curve turns back; use a linear stand-in there.
         self.threshold = math.cos(math.pi - m2)
         self.fallback = math.sin(math.pi - m2) * m2
+        # With m1 != 1 the curve reaches -1 at theta* = (pi - m2) / m1; past it, cos(theta)
+        # shifted to meet -1 there keeps the logit continuous and decreasing (arcface_torch's
+        # constant above is right for m1 = 1 only: with m1 = 1.2 the logit jumped up by 0.16).
+        self.general_fallback = math.cos(min((math.pi - m2) / m1, math.pi)) + 1.0
 
     def extra_repr(self) -> str:
         return f"s={self.s}, m1={self.m1}, m2={self.m2}, m3={self.m3}"
@@ -59,6 +64,7 @@ class CombinedMargin(nn.Module):
             theta = torch.acos(cos_target.clamp(-ACOS_LIMIT, ACOS_LIMIT))
             shifted = torch.cos(self.m1 * theta + self.m2)
             in_range = self.m1 * theta + self.m2 <= math.pi
+            return torch.where(in_range, shifted, cos_target - self.general_fallback) - self.m3
         return torch.where(in_range, shifted, cos_target - self.fallback) - self.m3
 
     def forward(self, cosine: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -58,11 +58,24 @@ def test_label_minus_one_gets_no_margin() -> None:
     assert logits[1, 1].item() == pytest.approx(S * math.cos(math.acos(0.6) + 0.5), abs=1e-4)
 
 
-@pytest.mark.parametrize("name", ["arcface", "cosface", "softmax"])
-def test_target_logit_is_monotonic_in_theta(name: str) -> None:
-    cos_target = torch.cos(torch.linspace(0.0, math.pi, 2001))
-    values = build_loss(name).target_logit(cos_target)
+@pytest.mark.parametrize(
+    "margin",
+    [
+        build_loss("arcface"),
+        build_loss("cosface"),
+        build_loss("softmax"),
+        CombinedMargin(S, 1.2, 0.5, 0.0),  # m1 != 1: the fallback must meet the curve at -1
+        CombinedMargin(S, 2.0, 0.1, 0.1),
+        CombinedMargin(S, 0.8, 0.3, 0.0),  # never reaches pi: no fallback at all
+    ],
+    ids=["arcface", "cosface", "softmax", "m1=1.2", "m1=2", "m1=0.8"],
+)
+def test_target_logit_is_monotonic_and_continuous_in_theta(margin: CombinedMargin) -> None:
+    cos_target = torch.cos(torch.linspace(0.0, math.pi, 20001))
+    values = margin.target_logit(cos_target)
     assert (values[1:] <= values[:-1] + 1e-6).all()
+    if margin.m1 != 1.0:  # (m1 = 1 keeps arcface_torch's fallback: a 0.12 step down at pi - m2)
+        assert (values[:-1] - values[1:]).max() < 0.01  # no jump
 
 
 @pytest.mark.parametrize(
