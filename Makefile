@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 # PyPI's Linux torch wheel is the CUDA build (GBs of nvidia-* packages); the CPU index holds the
 # +cpu build, which pip prefers for ==$(TORCH_VERSION) (a +cpu wheel already on the pip path wins
-# too; an unreachable index only costs a few retries). On a GPU machine set TORCH_INDEX to a CUDA
-# index, or to nothing for PyPI's default build.
+# too; an unreachable index only costs a few retries: torch alone is fetched there, its
+# dependencies from the default index). On a GPU machine set TORCH_INDEX to a CUDA index, or to
+# nothing for PyPI's default build.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 DATASET ?= demo_diverse
 RECIPE ?=
@@ -24,7 +25,8 @@ $(BIN)/python:
 setup: $(BIN)/python ## create .venv: pinned CPU torch first, then the project (editable) + dev tools
 	@# torch is pinned and installed first: an unpinned torch from a dependency pulls GBs of CUDA
 	$(BIN)/python -c "import torch, sys; sys.exit(0 if tuple(map(int, torch.__version__.split('+')[0].split('.')[:2])) >= (2, 4) else 1)" 2>/dev/null \
-		|| $(BIN)/pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+		|| { $(BIN)/pip install -q --no-deps torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) \
+		     && $(BIN)/pip install -q torch==$(TORCH_VERSION); }
 	$(BIN)/pip install -q -e '.[dev]'
 
 demo: ## generate the demo sets, train + evaluate both demo training sets, build the leaderboard
