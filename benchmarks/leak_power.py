@@ -32,9 +32,9 @@ def run() -> int:
 
     from bench.catalog import load_catalog
     from bench.demo import plan_pairs
-    from bench.diagnose import MemoryRecords, Options, diagnose
+    from bench.diagnose import Options, diagnose
     from bench.embed import load_model
-    from bench.formats import decode_image, encode_jpeg, load_bin
+    from bench.formats import MemoryRecords, decode_image, encode_jpeg, load_bin
     from bench.synth import render_image
 
     catalog = load_catalog()

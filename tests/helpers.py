@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.diagnose import MemoryRecords as Records  # noqa: F401  (re-exported for the tests)
+from bench.formats import MemoryRecords as Records  # noqa: F401  (re-exported for the tests)
 from bench.formats import encode_png, write_canonical
 
 

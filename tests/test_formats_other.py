@@ -286,3 +286,15 @@ def test_vec2face_lmdb_follows_explicit_key_order(tmp_path):
     dataset = LMDBRecords(path)
     assert [dataset.encoded(i) for i in range(len(dataset))] == [items[4], items[0], items[2]]
     assert dataset.describe(0).endswith("key 4")
+
+
+def test_memory_records_hold_images_and_labels_and_refuse_a_length_mismatch():
+    from bench.errors import DatasetError
+    from bench.formats import MemoryRecords
+
+    image = np.zeros((112, 112, 3), np.uint8)
+    records = MemoryRecords([image, image + 1], [3, 5])
+    assert len(records) == 2 and records[1][1] == 5 and records[1][0][0, 0, 0] == 1
+    assert records.labels.dtype == np.int64
+    with pytest.raises(DatasetError, match="2 images but 1 labels"):
+        MemoryRecords([image, image], [0])

@@ -8,6 +8,7 @@ from bench.formats.folder import ImageFolderRecords
 from bench.formats.image import decode_image, encode_jpeg, encode_png, image_extension
 from bench.formats.insightface import RecordIODataset, write_canonical
 from bench.formats.lmdb_format import LMDBRecords
+from bench.formats.memory import MemoryRecords
 from bench.formats.recordio import IRHeader, RecordIOReader, RecordIOWriter, pack, unpack
 from bench.formats.verification_bin import (
     check_pair_count,
@@ -17,6 +18,7 @@ from bench.formats.verification_bin import (
 )
 
 __all__ = [
+    "MemoryRecords",
     "FORMATS",
     "DCFaceRecords",
     "ImageFolderRecords",
