@@ -305,23 +305,37 @@ def contact_sheet(
     training identity, captioned with the similarity."""
     if not worst:
         raise EvalError(f"{path}: no matches to draw")
-    tile, gap, caption = 112, 8, 14
-    width = tile * (1 + thumbnails) + gap * (thumbnails + 4)  # a wider gap after the query
-    height = len(worst) * (tile + caption + gap) + gap
-    sheet = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for row, match in enumerate(worst):
-        top = gap + row * (tile + caption + gap)
-        draw.text(
-            (gap, top),
+    rows = [
+        (
             f"{query_name} image {match['query']}  vs  training identity {match['identity']}"
             f"  cos {match['similarity']:.3f}",
-            fill=(0, 0, 0),
+            [query_image(match["query"])],
+            identity_images(match["identity"])[:thumbnails],
         )
-        sheet.paste(Image.fromarray(query_image(match["query"])), (gap, top + caption))
-        for column, image in enumerate(identity_images(match["identity"])[:thumbnails]):
-            left = 4 * gap + tile + column * (tile + gap)
-            sheet.paste(Image.fromarray(image), (left, top + caption))
+        for match in worst
+    ]
+    return draw_rows(rows, path)
+
+
+def draw_rows(
+    rows: list[tuple[str, list[np.ndarray], list[np.ndarray]]], path: Path, tile: int = 112
+) -> Path:
+    """PNG of captioned rows: left images, a wider gap, right images (contact sheets)."""
+    gap, caption = 8, 14
+    left = max(len(row[1]) for row in rows)
+    right = max(len(row[2]) for row in rows)
+    width = tile * (left + right) + gap * (left + right + 3)  # a wider gap between the groups
+    height = len(rows) * (tile + caption + gap) + gap
+    sheet = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for index, (text, left_images, right_images) in enumerate(rows):
+        top = gap + index * (tile + caption + gap)
+        draw.text((gap, top), text, fill=(0, 0, 0))
+        for column, image in enumerate(left_images):
+            sheet.paste(Image.fromarray(image), (gap + column * (tile + gap), top + caption))
+        start = gap + left * (tile + gap) + 3 * gap
+        for column, image in enumerate(right_images):
+            sheet.paste(Image.fromarray(image), (start + column * (tile + gap), top + caption))
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path

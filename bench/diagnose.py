@@ -37,6 +37,7 @@ from bench.errors import DatasetError
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
+COLLISION_SHEET_ROWS = 8  # strongest colliding identity pairs drawn with thumbnails
 KIND = "facebench-diagnostics"
 EmbedFn = Callable[[np.ndarray], np.ndarray]
 # Split-half centres of one identity fall below this quantile only 5% of the time: two labels'
@@ -196,6 +197,19 @@ def inter_class(sample: Sample, options: Options) -> dict:
     }
 
 
+def collision_sheet(sample: Sample, inter: dict, path: Path) -> Path:
+    """Thumbnails of the strongest colliding identity pairs, side by side (a contact sheet)."""
+    rows = [
+        (
+            f"identity {pair['a']}  vs  identity {pair['b']}  centre cos {pair['similarity']:.3f}",
+            sample.identity_images(pair["a"]),
+            sample.identity_images(pair["b"]),
+        )
+        for pair in inter["strongest_pairs"][:COLLISION_SHEET_ROWS]
+    ]
+    return diag_leakage.draw_rows(rows, path)
+
+
 def _embed_all(images: np.ndarray, embed: EmbedFn, batch_size: int) -> np.ndarray:
     chunks = [
         np.asarray(embed(np.ascontiguousarray(images[start : start + batch_size])), np.float32)
@@ -307,6 +321,11 @@ def diagnose(
         },
         **training_section(sample, options),
     }
+    if out_dir is not None and result["inter_class"]["strongest_pairs"]:
+        path = collision_sheet(
+            sample, result["inter_class"], Path(out_dir) / f"{name}-collisions.png"
+        )
+        result["inter_class"]["contact_sheet"] = path.name
     sheet = (lambda key: out_dir / f"{name}-leak-{key}.png") if out_dir else (lambda key: None)
     result["leakage"] = {
         target: leakage_vs_eval(sample, target, images, issame, embed, options, sheet(target))
@@ -344,41 +363,6 @@ def write_diagnostics(result: dict, out_dir: Path) -> Path:
         Path(temporary).unlink(missing_ok=True)  # only left behind when something failed
     log.info("diagnostics: %s", path)
     return path
-
-
-def headline(result: dict) -> list[tuple[str, str]]:
-    """The few numbers worth printing (and putting at the top of a card)."""
-    intra = result["intra_class"]["centre_similarity"]
-    inter = result["inter_class"]
-    rows = [
-        (
-            "identities / images sampled",
-            f"{result['sample']['identities']} / {result['sample']['images']}",
-        ),
-        ("intra-class cos to centre (mean, q05)", f"{intra['mean']:.3f}, {intra['q05']:.3f}"),
-        (
-            "nearest other centre (mean, q95)",
-            f"{inter['nearest_other_centre']['mean']:.3f}, {inter['nearest_other_centre']['q95']:.3f}",
-        ),
-        (
-            "identity pairs above collision threshold",
-            f"{inter['collision_pairs']} (threshold {inter['collision_threshold']:.3f})",
-        ),
-        (
-            "near-duplicate images (embedding / exact)",
-            f"{result['near_duplicates']['embedding']['rate']:.2%} / "
-            f"{result['near_duplicates']['exact']['rate']:.2%}",
-        ),
-    ]
-    for target, leak in {**result["leakage"], **result["against"]}.items():
-        rows.append(
-            (
-                f"leakage vs {target}: images flagged",
-                f"{leak['flagged']} / {leak['queries']}, {leak['expected_if_clean']:.1f} expected "
-                f"if clean (threshold {leak['threshold']:.3f}, p {leak['p_value']:.2g})",
-            )
-        )
-    return rows
 
 
 def eval_sets_for(targets: Sequence[str], root: Path, catalog) -> dict:

@@ -1,9 +1,10 @@
 """Dataset cards for the report: one per `diagnostics/<dataset>.json`, with its histograms.
 
 `dataset_cards(diag_dir, out_dir)` redraws every card's overview figure from the JSON (so a card
-is always rebuilt from data, like the leaderboard) and copies the leakage contact sheets, into
-`<out_dir>/cards/`; the markdown links those files relative to `out_dir`, the HTML carries no
-images (the report embeds the returned `images` itself)."""
+is always rebuilt from data, like the leaderboard) and copies the collision and leakage contact
+sheets, into `<out_dir>/cards/`; the markdown links those files relative to `out_dir`, the HTML
+carries no images (the report embeds the returned `images` itself). `headline(result)` is the
+table of key figures shared by the card and `bench diagnose`'s printout."""
 
 from __future__ import annotations
 
@@ -110,9 +111,42 @@ def read_diagnostics(path: Path) -> dict:
     return result
 
 
-def _table(result: dict) -> list[tuple[str, str]]:
-    from bench.diagnose import headline
+def headline(result: dict) -> list[tuple[str, str]]:
+    """The few numbers worth printing (and putting at the top of a card)."""
+    intra = result["intra_class"]["centre_similarity"]
+    inter = result["inter_class"]
+    rows = [
+        (
+            "identities / images sampled",
+            f"{result['sample']['identities']} / {result['sample']['images']}",
+        ),
+        ("intra-class cos to centre (mean, q05)", f"{intra['mean']:.3f}, {intra['q05']:.3f}"),
+        (
+            "nearest other centre (mean, q95)",
+            f"{inter['nearest_other_centre']['mean']:.3f}, {inter['nearest_other_centre']['q95']:.3f}",
+        ),
+        (
+            "identity pairs above collision threshold",
+            f"{inter['collision_pairs']} (threshold {inter['collision_threshold']:.3f})",
+        ),
+        (
+            "near-duplicate images (embedding / exact)",
+            f"{result['near_duplicates']['embedding']['rate']:.2%} / "
+            f"{result['near_duplicates']['exact']['rate']:.2%}",
+        ),
+    ]
+    for target, leak in {**result["leakage"], **result["against"]}.items():
+        rows.append(
+            (
+                f"leakage vs {target}: images flagged",
+                f"{leak['flagged']} / {leak['queries']}, {leak['expected_if_clean']:.1f} expected "
+                f"if clean (threshold {leak['threshold']:.3f}, p {leak['p_value']:.2g})",
+            )
+        )
+    return rows
 
+
+def _table(result: dict) -> list[tuple[str, str]]:
     try:
         return headline(result)
     except (KeyError, TypeError) as error:
@@ -154,9 +188,14 @@ def _card(path: Path, out_dir: Path) -> dict:
     rows = _table(result)
     cards_dir = out_dir / CARDS_DIR
     images = [draw_overview(result, cards_dir / f"{name}-overview.png")]
-    for leak in [*result.get("leakage", {}).values(), *result.get("against", {}).values()]:
-        if "contact_sheet" in leak:
-            source = path.parent / leak["contact_sheet"]
+    sections = [
+        result.get("inter_class", {}),
+        *result.get("leakage", {}).values(),
+        *result.get("against", {}).values(),
+    ]
+    for section in sections:
+        if "contact_sheet" in section:
+            source = path.parent / section["contact_sheet"]
             if not source.is_file():
                 raise ResultError(f"{path}: contact sheet {source} is missing; rerun diagnose")
             images.append(Path(shutil.copyfile(source, cards_dir / source.name)))

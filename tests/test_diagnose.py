@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -280,3 +281,25 @@ def test_leak_p_value_holds_its_level_on_clean_data_even_at_extreme_quantiles():
             for _ in range(400)
         ]
         assert np.mean(np.asarray(p_values) < 0.01) <= 0.025
+
+
+def test_colliding_identities_are_drawn_and_reach_the_card(tmp_path):
+    """Identity 5 is new photos of identity 0 under another label: the pair is the strongest
+    collision, drawn with thumbnails, and the dataset card carries the sheet."""
+    oracle = OracleEmbedder()
+    pictures, labels = _oracle_set(oracle, TRAIN_SEED, list(range(5)), 3, 0.5)
+    twin, _ = _oracle_set(oracle, TRAIN_SEED, [0], 3, 0.5, first_image=3)
+    diagnostics = tmp_path / "diagnostics"
+    result = diagnose(
+        "twins",
+        Records(pictures + twin, labels + [5, 5, 5]),
+        oracle,
+        diagnostics,
+        options=Options(per_identity=None, workers=0),
+    )
+    inter = result["inter_class"]
+    assert {inter["strongest_pairs"][0]["a"], inter["strongest_pairs"][0]["b"]} == {0, 5}
+    sheet = diagnostics / inter["contact_sheet"]
+    assert Image.open(sheet).size[1] > 112 * len(inter["strongest_pairs"][:8])
+    cards = dataset_cards(diagnostics, tmp_path / "reports")
+    assert any(Path(image).name == sheet.name for image in cards[0]["images"])

@@ -99,7 +99,8 @@ def _targets(text: str | None, name: str, catalog) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     from bench.catalog import load_catalog
-    from bench.diagnose import Options, diagnose, eval_sets_for, headline
+    from bench.diagnose import Options, diagnose, eval_sets_for
+    from bench.diagnostics_card import headline
     from bench.embed import default_device, load_model
 
     if args.batch_size < 1 or args.per_identity < 0 or args.workers < 0:
