@@ -7,6 +7,7 @@ import os
 
 from bench import paths
 from bench.catalog import load_catalog
+from bench.commands.common import add_catalog, add_data_root
 from bench.pipeline import BenchOptions, run_benchmark
 
 
@@ -18,7 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--recipe", help="configs/<recipe>.yaml (default: the set's registry recipe)"
     )
-    parser.add_argument("--data-root", help=f"data root (default ${paths.DATA_ROOT_ENV} or ./data)")
+    add_data_root(parser)
     parser.add_argument("--runs-root", help=f"runs (default ${paths.RUNS_ROOT_ENV} or ./runs)")
     parser.add_argument(
         "--results", help=f"results (default ${paths.RESULTS_ROOT_ENV} or ./results)"
@@ -26,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--batch-size", type=int, default=512, help="evaluation batch size")
-    parser.add_argument("--catalog", help="registry file (default datasets.yaml)")
+    add_catalog(parser)
 
 
 def main(args: argparse.Namespace) -> int:

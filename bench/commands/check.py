@@ -8,13 +8,14 @@ from pathlib import Path
 
 from bench import paths
 from bench.catalog import load_catalog
+from bench.commands.common import add_catalog, add_data_root
 from bench.commands.prepare import default_workers
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="registered training set (see `bench datasets`)")
-    parser.add_argument("--data-root", help=f"data root (default ${paths.DATA_ROOT_ENV} or ./data)")
-    parser.add_argument("--catalog", help="registry file (default datasets.yaml)")
+    add_data_root(parser)
+    add_catalog(parser)
     parser.add_argument(
         "--workers",
         type=int,

@@ -6,11 +6,12 @@ import argparse
 
 from bench import paths
 from bench.catalog import load_catalog
+from bench.commands.common import add_catalog, add_data_root
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-root", help=f"data root (default ${paths.DATA_ROOT_ENV} or ./data)")
-    parser.add_argument("--catalog", help="registry file (default datasets.yaml)")
+    add_data_root(parser)
+    add_catalog(parser)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from bench import paths
+from bench.commands.common import add_catalog, add_data_root
 from bench.errors import DatasetError
 
 
@@ -14,7 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", required=True, help="face embedder: checkpoint (.pt), ONNX or TorchScript file"
     )
-    parser.add_argument("--data-root", help=f"data root (default ${paths.DATA_ROOT_ENV} or ./data)")
+    add_data_root(parser)
     parser.add_argument(
         "--per-identity",
         type=int,
@@ -38,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--workers", type=int, default=4, help="image-decoding threads")
-    parser.add_argument("--catalog", help="registry file (default datasets.yaml)")
+    add_catalog(parser)
     _thresholds(parser)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench import paths
 from bench.catalog import STANDARD_TARGETS, Catalog, load_catalog
+from bench.commands.common import add_catalog, add_data_root
 from bench.errors import EvalError
 
 
@@ -17,13 +18,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=",".join(STANDARD_TARGETS),
         help="comma-separated evaluation sets (default: %(default)s)",
     )
-    parser.add_argument("--data-root", help=f"data root (default ${paths.DATA_ROOT_ENV} or ./data)")
+    add_data_root(parser)
     parser.add_argument("--batch-size", type=int, default=512, help="images per forward pass")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument(
         "--out", help="result JSON (default: <results>/eval/<model file name>.json)"
     )
-    parser.add_argument("--catalog", help="registry file (default datasets.yaml)")
+    add_catalog(parser)
 
 
 def main(args: argparse.Namespace) -> int:

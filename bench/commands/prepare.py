@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench import paths
 from bench.catalog import load_catalog
+from bench.commands.common import add_catalog, add_data_root
 from bench.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "any supported format: insightface RecordIO, DCFace record, Vec2Face LMDB, "
         "image folders",
     )
-    parser.add_argument("--data-root", help=f"data root (default ${paths.DATA_ROOT_ENV} or ./data)")
-    parser.add_argument("--catalog", help="registry file (default datasets.yaml)")
+    add_data_root(parser)
+    add_catalog(parser)
     parser.add_argument(
         "--workers",
         type=int,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench import paths
 from bench.catalog import load_catalog
+from bench.commands.common import add_catalog
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="diagnostics",
         help="`bench diagnose` output to include as dataset cards (default ./diagnostics, if present)",
     )
-    parser.add_argument("--catalog", help="registry file (default datasets.yaml)")
+    add_catalog(parser)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench import paths
 from bench.catalog import load_catalog
+from bench.commands.common import add_catalog, add_data_root
 from bench.errors import BenchError
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="demo entries of datasets.yaml (training or evaluation sets)",
     )
     parser.add_argument("--all", action="store_true", help="every demo entry of the registry")
-    parser.add_argument("--data-root", help=f"data root (default ${paths.DATA_ROOT_ENV} or ./data)")
-    parser.add_argument("--catalog", help="registry file (default datasets.yaml)")
+    add_data_root(parser)
+    add_catalog(parser)
     parser.add_argument(
         "--workers",
         type=int,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from bench import paths
+from bench.commands.common import add_catalog, add_data_root
 from bench.errors import DatasetError
 
 
@@ -22,9 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="recipe YAML or a name in configs/ (default: the data set's registry recipe, "
         "normally ir50_arcface)",
     )
-    parser.add_argument("--data-root", help=f"data root (default ${paths.DATA_ROOT_ENV} or ./data)")
+    add_data_root(parser)
     parser.add_argument("--runs-root", help=f"runs root (default ${paths.RUNS_ROOT_ENV} or ./runs)")
-    parser.add_argument("--catalog", help="registry file (default datasets.yaml)")
+    add_catalog(parser)
     parser.add_argument(
         "--resume", action="store_true", help="continue from the run's latest checkpoint"
     )
