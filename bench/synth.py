@@ -19,6 +19,7 @@ import math
 import numpy as np
 from PIL import Image
 
+from bench.synth_colours import darker, hair_colour, mix, ramp, skin_colour
 from bench.synth_params import (
     OCCLUDERS,
     Nuisance,
@@ -36,8 +37,8 @@ def render_face(face: dict[str, float], nuisance: Nuisance, rng: np.random.Gener
     """Render one image: identity `face` (see face_params) under `nuisance`; uint8 112x112x3 RGB."""
     frame = Frame(face, nuisance, SIZE)
     image = _background(frame, nuisance)
-    skin = _skin_colour(face)
-    hair = _hair_colour(face)
+    skin = skin_colour(face)
+    hair = hair_colour(face)
     _back_hair(image, frame, face, hair)
     _body(image, frame, face, nuisance, skin)
     head, covered = _head(image, frame, face, skin)
@@ -94,36 +95,6 @@ def paint_face(image: np.ndarray, frame: Frame, window, alpha: np.ndarray, colou
 # Colours
 
 
-def _mix(a: tuple, b: tuple, t: float) -> tuple[float, float, float]:
-    return tuple(x + (y - x) * t for x, y in zip(a, b, strict=True))
-
-
-def _ramp(stops: list[tuple], t: float) -> tuple[float, float, float]:
-    """Piecewise-linear colour ramp over equally spaced stops, t in [0, 1]."""
-    position = min(max(t, 0.0), 1.0) * (len(stops) - 1)
-    index = min(int(position), len(stops) - 2)
-    return _mix(stops[index], stops[index + 1], position - index)
-
-
-def _skin_colour(face: dict) -> tuple[float, float, float]:
-    stops = [(245, 214, 196), (222, 176, 145), (190, 135, 100), (140, 92, 64), (88, 58, 42)]
-    r, g, b = _ramp(stops, face["skin_tone"])
-    warm = 10.0 * face["skin_warm"]
-    return (r + warm, g, b - warm)
-
-
-def _hair_colour(face: dict) -> tuple[float, float, float]:
-    stops = [(22, 18, 18), (62, 42, 30), (115, 78, 48), (170, 130, 80), (222, 196, 140)]
-    colour = _ramp(stops, face["hair_light"])
-    red = max(face["hair_red"] - 1.0, 0.0)
-    colour = (colour[0] + 55 * red, colour[1] + 5 * red, colour[2] - 15 * red)
-    return _mix(colour, (172, 170, 168), 0.85) if face["is_grey"] else colour
-
-
-def _darker(colour: tuple, factor: float) -> tuple[float, float, float]:
-    return tuple(c * factor for c in colour)
-
-
 # ---------------------------------------------------------------------------------------------
 # Layers (painter's order)
 
@@ -165,7 +136,7 @@ def _body(image: np.ndarray, frame: Frame, face: dict, nuisance: Nuisance, skin:
     if rows is not None:
         x, y = frame.X[rows], frame.Y[rows]
         neck = step(face["head_w"] * 0.55 - np.abs(x), frame.k)
-        paint(image, (rows, slice(None)), neck, _darker(skin, 0.78))
+        paint(image, (rows, slice(None)), neck, darker(skin, 0.78))
         shoulders = step(y - (62.0 - 0.01 * x * x), frame.k)
         paint(image, (rows, slice(None)), shoulders, nuisance.clothes)
     size = face["ear_size"]
@@ -177,7 +148,7 @@ def _body(image: np.ndarray, frame: Frame, face: dict, nuisance: Nuisance, skin:
             alpha = ellipse(
                 frame.X[window] - cx, frame.Y[window] - cy, 4.5 * size, 8.5 * size, frame.k
             )
-            paint(image, window, alpha, _darker(skin, 0.9))
+            paint(image, window, alpha, darker(skin, 0.9))
 
 
 def _head(image: np.ndarray, frame: Frame, face: dict, skin: tuple):
@@ -211,13 +182,13 @@ def _beard(image, frame: Frame, face: dict, hair: tuple, head: np.ndarray) -> No
     # From the sideburns (|u| = head_w) down to the moustache just under the nose.
     edge = tip + 4.0 - (tip - face["eye_y"] - 4.0) * np.abs(frame.U) / face["head_w"]
     alpha = step(frame.V - edge, frame.k * 0.3) * head * (0.25 + 0.6 * face["beard_density"])
-    paint(image, (slice(None), slice(None)), alpha, _darker(hair, 0.9))
+    paint(image, (slice(None), slice(None)), alpha, darker(hair, 0.9))
 
 
 def _eyes(image, frame: Frame, face: dict, nuisance: Nuisance, skin: tuple) -> None:
     width = face["eye_w"]
     height = face["eye_h"] * max(1.0 - 0.55 * nuisance.squint, 0.25)
-    iris_colour = _ramp(
+    iris_colour = ramp(
         [
             (50, 30, 20),
             (95, 60, 30),
@@ -237,7 +208,7 @@ def _eyes(image, frame: Frame, face: dict, nuisance: Nuisance, skin: tuple) -> N
         du, dv = frame.rotated(window, cu, cv, sign * face["eye_tilt"])
         depth = inside(du, dv, width, height)
         paint_face(
-            image, frame, window, step(depth + 4.0, k * 0.25) * 0.4, _darker(skin, 0.8)
+            image, frame, window, step(depth + 4.0, k * 0.25) * 0.4, darker(skin, 0.8)
         )  # socket
         sclera = step(depth, k)
         lid = (step(depth + 1.0, k) - sclera) * step(0.5 - dv, k)  # the upper lid line
@@ -251,7 +222,7 @@ def _eyes(image, frame: Frame, face: dict, nuisance: Nuisance, skin: tuple) -> N
 
 
 def _brows(image, frame: Frame, face: dict, nuisance: Nuisance, hair: tuple, skin: tuple) -> None:
-    colour = _mix(_darker(hair, 0.8), _darker(skin, 0.5), 0.25)
+    colour = mix(darker(hair, 0.8), darker(skin, 0.5), 0.25)
     for sign in (-1.0, 1.0):
         cu = sign * (face["eye_dx"] + 1.0)
         cv = face["eye_y"] - face["brow_gap"] - nuisance.brow_raise
@@ -285,14 +256,14 @@ def _nose(image, frame: Frame, face: dict, nuisance: Nuisance, skin: tuple) -> N
     t = clamp((dv + length) / length, 0.0, 1.0)
     band = step(1.2 - np.abs(du - side * width * (0.35 + 0.45 * t)), frame.k * 0.6)
     band *= step(dv + length, frame.k) * step(1.0 - dv, frame.k)
-    paint_face(image, frame, window, band * 0.35, _darker(skin, 0.72))
+    paint_face(image, frame, window, band * 0.35, darker(skin, 0.72))
     tip = ellipse(du, dv - 0.5, width * 0.75, 3.0, frame.k * 0.5)
-    paint_face(image, frame, window, tip * 0.3, _mix(skin, (255, 240, 230), 0.3))
+    paint_face(image, frame, window, tip * 0.3, mix(skin, (255, 240, 230), 0.3))
     for sign in (-1.0, 1.0):
         nostril = ellipse(du - sign * width * 0.55, dv - 1.2, 1.6, 1.0, frame.k)
-        paint_face(image, frame, window, nostril * 0.8, _darker(skin, 0.45))
+        paint_face(image, frame, window, nostril * 0.8, darker(skin, 0.45))
     under = ellipse(du, dv - 3.6, width * 0.9, 1.2, frame.k * 0.5)
-    paint_face(image, frame, window, under * 0.3, _darker(skin, 0.7))
+    paint_face(image, frame, window, under * 0.3, darker(skin, 0.7))
 
 
 def _mouth(image, frame: Frame, face: dict, nuisance: Nuisance, skin: tuple) -> None:
@@ -309,7 +280,7 @@ def _mouth(image, frame: Frame, face: dict, nuisance: Nuisance, skin: tuple) -> 
     line = -3.0 * nuisance.smile * (t * t - 0.3)  # the corners rise with a smile
     opening = 4.0 * nuisance.mouth_open
     inside = step(width - np.abs(du), frame.k)
-    lip = _mix(skin, (175, 60, 70), 0.25 + 0.45 * face["lip_red"])
+    lip = mix(skin, (175, 60, 70), 0.25 + 0.45 * face["lip_red"])
     upper = step(face["lip_upper"] * profile + opening * 0.5 * profile - (line - dv), frame.k)
     upper *= step(line - dv + 0.2, frame.k)
     lower = step(face["lip_lower"] * profile + opening * 0.5 * profile - (dv - line), frame.k)
@@ -335,13 +306,13 @@ def _extras(image, frame: Frame, face: dict, skin: tuple) -> None:
         window = frame.window_uv(cu, cv, 3.0)
         if window is not None:
             mole = ellipse(frame.U[window] - cu, frame.V[window] - cv, 1.1, 1.1, frame.k)
-            paint_face(image, frame, window, mole * 0.85, _darker(skin, 0.4))
+            paint_face(image, frame, window, mole * 0.85, darker(skin, 0.4))
     if face["has_glasses"]:
         _glasses(image, frame, face)
 
 
 def _glasses(image, frame: Frame, face: dict) -> None:
-    colour = _mix((25, 22, 20), (150, 120, 70), face["glasses_dark"])
+    colour = mix((25, 22, 20), (150, 120, 70), face["glasses_dark"])
     radius = face["eye_w"] + 3.0
     for sign in (-1.0, 1.0):
         cu, cv = sign * face["eye_dx"], face["eye_y"] + 0.5
@@ -376,12 +347,12 @@ def _occlude(image, frame: Frame, face: dict, nuisance: Nuisance) -> None:
         dx, dy = frame.X - cx, frame.Y - cy
         du = dx * math.cos(angle) + dy * math.sin(angle)
         dv = -dx * math.sin(angle) + dy * math.cos(angle)
-        tone = _ramp([(240, 205, 185), (190, 135, 100), (95, 62, 45)], p[3])
+        tone = ramp([(240, 205, 185), (190, 135, 100), (95, 62, 45)], p[3])
         paint(image, everywhere, ellipse(du, dv, 11.0 + 6 * p[4], 18.0 + 8 * p[5], frame.k), tone)
     elif kind == "mask":
         top = face["eye_y"] + face["nose_len"] - 4.0
         alpha = step(frame.V - top, frame.k) * step(face["head_w"] + 2.0 - np.abs(frame.X), frame.k)
-        colour = _ramp([(235, 235, 235), (150, 190, 220), (40, 40, 45)], p[0])
+        colour = ramp([(235, 235, 235), (150, 190, 220), (40, 40, 45)], p[0])
         paint(image, everywhere, alpha, colour)
     else:  # patch: random erasing, a rectangle of flat colour anywhere on the image
         half_w, half_h = 8.0 + 14.0 * p[0], 8.0 + 14.0 * p[1]
