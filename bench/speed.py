@@ -10,10 +10,8 @@ batches and compares their loss curves. Tiny settings run on CPU, so CI exercise
 
 from __future__ import annotations
 
-import copy
 import logging
 import platform
-import resource
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,15 +22,12 @@ import numpy as np
 import torch
 
 from backbones import build_backbone
-from bench.catalog import STANDARD_TARGETS, load_catalog
+from bench.catalog import STANDARD_TARGETS
 from bench.data import GlobalBatchSampler, make_loader, open_training_set, to_model_input
-from bench.embed import ModelInfo, TorchEmbedder, embed_pairs
 from bench.errors import ConfigError
-from bench.evalsets import load_eval_set
-from bench.evaluate import verify
 from bench.formats import RecordIODataset, encode_jpeg, write_canonical
 from bench.gpu_decode import BatchDecoder, chunked, decode_batch_gpu, select_decoder
-from bench.paths import eval_dir
+from bench.speed_eval import measure_evaluation, peak_memory, reset_peak, sync
 from bench.train_utils import TrainModule, optimizer_step
 from losses import build_head
 
@@ -88,25 +83,6 @@ class SpeedSettings:
             raise ConfigError(
                 f"--device {self.device}: torch sees no CUDA device; use --device cpu"
             )
-
-
-# --- timing helpers ---------------------------------------------------------------------------
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _reset_peak(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-
-
-def _peak_memory(device: str) -> dict:
-    """Peak GPU memory since the last reset, or the process's peak host RSS on CPU."""
-    if device.startswith("cuda"):
-        return {"kind": "gpu_max_allocated", "mb": torch.cuda.max_memory_allocated() / 2**20}
-    # ru_maxrss is in KiB on Linux; process-wide and never reset, so an upper bound.
-    return {"kind": "host_max_rss", "mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 # --- model, step ------------------------------------------------------------------------------
@@ -169,11 +145,11 @@ def measure_train_step(settings: SpeedSettings) -> tuple[dict, torch.nn.Module]:
     batches = random_batches(settings, min(4, settings.steps))
     for index in range(settings.warmup):  # includes torch.compile's first-call compilation
         step(*batches[index % len(batches)])
-    _sync(settings.device)
-    _reset_peak(settings.device)
+    sync(settings.device)
+    reset_peak(settings.device)
     start = time.perf_counter()
     losses = [step(*batches[index % len(batches)]) for index in range(settings.steps)]
-    _sync(settings.device)
+    sync(settings.device)
     elapsed = time.perf_counter() - start
     images = settings.steps * settings.batch_size
     section = {
@@ -184,7 +160,7 @@ def measure_train_step(settings: SpeedSettings) -> tuple[dict, torch.nn.Module]:
         "seconds": elapsed,
         "loss_first": float(losses[0]),
         "loss_last": float(losses[-1]),
-        "peak_memory": _peak_memory(settings.device),
+        "peak_memory": peak_memory(settings.device),
     }
     return section, model
 
@@ -251,11 +227,11 @@ def measure_data_pipeline(data_dir: Path, settings: SpeedSettings) -> dict:
     if select_decoder(settings.decoder, settings.device) == "gpu":
         gpu = BatchDecoder("gpu", settings.device)
         gpu(buffers[: settings.batch_size])  # warm-up: nvJPEG handle creation
-        _sync(settings.device)
+        sync(settings.device)
         start = time.perf_counter()
         for batch in chunked(buffers, settings.batch_size):
             gpu(batch)
-        _sync(settings.device)
+        sync(settings.device)
         section["gpu_decode_images_per_s"] = count / (time.perf_counter() - start)
     return section
 
@@ -267,7 +243,7 @@ def _measure_loader(data_dir: Path, settings: SpeedSettings) -> dict:
     start = time.perf_counter()
     for _ in range(settings.steps):
         next(batches)["images"].to(settings.device, non_blocking=True)
-    _sync(settings.device)
+    sync(settings.device)
     total = settings.steps * settings.batch_size / (time.perf_counter() - start)
     return {
         "workers": settings.workers,
@@ -292,11 +268,11 @@ def measure_end_to_end(data_dir: Path, settings: SpeedSettings) -> dict:
 
     for _ in range(settings.warmup):
         run_one()
-    _sync(settings.device)
-    _reset_peak(settings.device)
+    sync(settings.device)
+    reset_peak(settings.device)
     start = time.perf_counter()
     losses = [run_one() for _ in range(settings.steps)]
-    _sync(settings.device)
+    sync(settings.device)
     elapsed = time.perf_counter() - start
     return {
         "images_per_s": settings.steps * settings.batch_size / elapsed,
@@ -305,44 +281,8 @@ def measure_end_to_end(data_dir: Path, settings: SpeedSettings) -> dict:
         "seconds": elapsed,
         "decoder": "gpu" if gpu else cpu_decoder(settings),
         "loss_last": float(losses[-1]),
-        "peak_memory": _peak_memory(settings.device),
+        "peak_memory": peak_memory(settings.device),
     }
-
-
-# --- evaluation -------------------------------------------------------------------------------
-def eval_inputs(name: str, settings: SpeedSettings, catalog) -> tuple[np.ndarray, np.ndarray, str]:
-    """The real set when the data root has its .bin (and no --eval-pairs), else random images."""
-    entry = catalog.eval_set(name)
-    if settings.data_root and settings.eval_pairs is None:
-        if (eval_dir(Path(settings.data_root)) / entry.file).is_file():
-            images, issame = load_eval_set(name, Path(settings.data_root), catalog)
-            return images, issame, "real"
-    pairs = settings.eval_pairs or entry.pairs
-    # Content does not change the cost: tile a small random pool (cheap to make, full size).
-    pool = np.random.default_rng(settings.seed).integers(0, 256, (64, 112, 112, 3), np.uint8)
-    return pool[np.arange(2 * pairs) % len(pool)], np.arange(pairs) % 2 == 0, "synthetic"
-
-
-def measure_evaluation(model: torch.nn.Module, settings: SpeedSettings) -> dict:
-    """Flip-sum embedding + 10-fold verification time per set, as `bench eval` runs them."""
-    catalog = load_catalog()
-    embedder = TorchEmbedder(
-        copy.deepcopy(model).to(memory_format=torch.contiguous_format),
-        ModelInfo("(bench speed)", "", "checkpoint", settings.backbone),
-        settings.device,
-    )
-    sets = {}
-    for name in settings.eval_sets:
-        images, issame, source = eval_inputs(name, settings, catalog)
-        pairs = len(issame)
-        _sync(settings.device)
-        start = time.perf_counter()
-        embeddings, _xnorm = embed_pairs(embedder, images, settings.eval_batch)
-        embed_s = time.perf_counter() - start
-        verify(embeddings, issame)
-        seconds = time.perf_counter() - start
-        sets[name] = {"pairs": pairs, "source": source, "embed_s": embed_s, "seconds": seconds}
-    return {"sets": sets, "total_s": sum(entry["seconds"] for entry in sets.values())}
 
 
 # --- parity -----------------------------------------------------------------------------------
