@@ -120,7 +120,8 @@ class IResNet(nn.Module):
         # The embedding head runs in float32 even under autocast, as arcface_torch does with
         # fp16: the 25088-wide FC and the BN1d are where half precision loses the most.
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return self.features(self.fc(x.float()))
+            # float64 stays float64 (the equivalence tests train in double).
+            return self.features(self.fc(x.to(torch.promote_types(x.dtype, torch.float32))))
 
 
 def _make_stage(in_channels: int, channels: int, depth: int, squeeze_excite: bool) -> nn.Sequential:

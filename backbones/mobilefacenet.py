@@ -89,7 +89,8 @@ class MobileFaceNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(self.gdc(self.trunk(x)), 1)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return self.features(self.fc(self.dropout(x).float()))
+            x = self.dropout(x)
+            return self.features(self.fc(x.to(torch.promote_types(x.dtype, torch.float32))))
 
 
 @BACKBONES.register("mobilefacenet")

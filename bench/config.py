@@ -23,7 +23,8 @@ import yaml
 from bench.errors import ConfigError
 from bench.registry import close_matches
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# fp64 exists for equivalence tests (N processes vs 1 without float32 rounding noise).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "fp64")
 
 # Keys that change how a run is executed or observed but not the maths it does; they are left
 # out of `config_hash` so that, e.g., more loader workers do not make a "different recipe".

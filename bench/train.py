@@ -45,6 +45,7 @@ from bench.train_utils import (
     convert_sync_batchnorm,
     determinism,
     optimizer_step,
+    parameter_dtype,
     seed_step,
     use_channels_last,
     verify,
@@ -125,6 +126,7 @@ def _run(cfg, data_dir, run_dir, resume, context, evaluation) -> Path:  # noqa: 
     dtype = autocast_dtype(cfg, device)
     channels_last = use_channels_last(cfg, device)
     params = [p for p in state.module.parameters() if p.requires_grad]
+    weights = parameter_dtype(cfg)
 
     # --- data: this rank's slice of each global batch, from the resume step on ------------
     sampler = GlobalBatchSampler(
@@ -153,7 +155,7 @@ def _run(cfg, data_dir, run_dir, resume, context, evaluation) -> Path:  # noqa: 
                 group["lr"] = lr
             seed_step(cfg.seed, step, context.rank)  # dropout / Partial FC draws: f(step, rank)
             images = batch["images"] if decode is None else decode(batch["images"])
-            images = to_model_input(images, batch["flips"], device, channels_last)
+            images = to_model_input(images, batch["flips"], device, channels_last).to(weights)
             labels = batch["labels"].to(device, non_blocking=True)
             loss = optimizer_step(
                 model, images, labels, state.optimizer, state.scaler, params,
@@ -202,7 +204,7 @@ def _run(cfg, data_dir, run_dir, resume, context, evaluation) -> Path:  # noqa: 
 def _build(cfg: TrainConfig, num_classes: int, context: dist.DistContext) -> _State:
     """Model (same initial weights on every rank), SGD optimiser and gradient scaler."""
     torch.manual_seed(cfg.seed)
-    module = build_train_module(cfg, num_classes).to(context.device)
+    module = build_train_module(cfg, num_classes).to(context.device, parameter_dtype(cfg))
     if use_channels_last(cfg, context.device):
         module = module.to(memory_format=torch.channels_last)
     if cfg.sync_bn and context.distributed:

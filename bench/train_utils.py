@@ -129,7 +129,12 @@ def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
     precision = cfg.precision
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" else "fp32"
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return {"fp32": None, "fp64": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def parameter_dtype(cfg: TrainConfig) -> torch.dtype:
+    """float64 weights for precision=fp64 (equivalence tests), float32 otherwise."""
+    return torch.float64 if cfg.precision == "fp64" else torch.float32
 
 
 def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:

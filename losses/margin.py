@@ -68,12 +68,17 @@ class CombinedMargin(nn.Module):
         return torch.where(in_range, shifted, cos_target - self.fallback) - self.m3
 
     def forward(self, cosine: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        cosine = cosine.float().clamp(-1.0, 1.0)
+        cosine = at_least_float32(cosine).clamp(-1.0, 1.0)
         rows = torch.nonzero(labels != -1, as_tuple=True)[0]
         columns = labels[rows].long()
         # index_put on a copy (not in place on `cosine`) keeps autograd exact for both entries.
         logits = cosine.index_put((rows, columns), self.target_logit(cosine[rows, columns]))
         return logits * self.s
+
+
+def at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 -> float32; float32 and float64 unchanged."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
 def _margins(margins: tuple[float, float, float] | list[float] | None, default: tuple) -> tuple:

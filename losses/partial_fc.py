@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import ConfigError
-from losses.margin import CombinedMargin
+from losses.margin import CombinedMargin, at_least_float32
 
 
 def sample_centres(
@@ -71,9 +71,12 @@ class PartialFC(nn.Module):
         )
 
     def cosine(self, embeddings: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """Float32 cosine similarities (B, K) between embeddings and centres."""
+        """Cosine similarities (B, K) between embeddings and centres, in float32 at least
+        (float64 stays float64: the equivalence tests train in double)."""
         with torch.autocast(device_type=embeddings.device.type, enabled=False):
-            return F.linear(F.normalize(embeddings.float()), F.normalize(weight.float()))
+            return F.linear(
+                F.normalize(at_least_float32(embeddings)), F.normalize(at_least_float32(weight))
+            )
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         labels = labels.long().view(-1)
