@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.registry import Registry
+from bench.core.registry import Registry
 
 # Defined before the family modules are imported: they register into it.
 BACKBONES: Registry = Registry("backbone")

@@ -9,7 +9,7 @@ import importlib
 import logging
 import sys
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 # command name -> (module under bench.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -10,9 +10,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import paths
 from bench.catalog import Catalog, TrainingSet
-from bench.errors import DatasetError
+from bench.core import paths
+from bench.core.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +26,14 @@ class BenchOptions:
     results_root: Path
     recipe: str | None = None
     overrides: tuple[str, ...] = ()
-    device: str | None = None
+    device: str = "auto"
     workers: int = 2
     batch_size: int = 512
 
 
 def ensure_prepared(entry: TrainingSet, catalog: Catalog, options: BenchOptions) -> Path:
     """The canonical RecordIO of `entry`, generating (demo) or preparing it when missing."""
-    from bench.prepare import prepare
+    from bench.data.prepare import prepare
 
     prepared = paths.prepared_dir(options.data_root, entry.name)
     if (prepared / "manifest.json").exists():
@@ -41,7 +41,7 @@ def ensure_prepared(entry: TrainingSet, catalog: Catalog, options: BenchOptions)
         return prepared
     raw = paths.raw_dir(options.data_root, entry.name)
     if entry.demo is not None:
-        from bench.demo import ensure_demo_data
+        from bench.demo.data import ensure_demo_data
 
         ensure_demo_data(entry.name, options.data_root, catalog, workers=options.workers)
     if not raw.exists():
@@ -64,7 +64,7 @@ def ensure_eval_sets(entry: TrainingSet, catalog: Catalog, options: BenchOptions
         if path.exists():
             continue
         if spec.demo is not None:
-            from bench.demo import ensure_demo_data
+            from bench.demo.data import ensure_demo_data
 
             ensure_demo_data(target, options.data_root, catalog, workers=options.workers)
         else:
@@ -78,9 +78,9 @@ def ensure_eval_sets(entry: TrainingSet, catalog: Catalog, options: BenchOptions
 
 def run_benchmark(name: str, catalog: Catalog, options: BenchOptions) -> Path:
     """Run the whole benchmark for training set `name`; returns the result JSON's path."""
-    from bench.config import load_config, recipe_path
-    from bench.prepare import check
-    from bench.train import train
+    from bench.data.check import check
+    from bench.train.config import config_hash, load_config, recipe_path
+    from bench.train.loop import train
 
     entry = catalog.training_set(name)
     recipe_file = recipe_path(options.recipe or entry.recipe)
@@ -95,9 +95,15 @@ def run_benchmark(name: str, catalog: Catalog, options: BenchOptions) -> Path:
         raise DatasetError(f"{prepared}: `bench check {entry.name}` found problems (see above)")
     run_dir = options.runs_root / entry.name / f"{recipe}-seed{config.seed}"
     checkpoint = train(
-        config, prepared, run_dir, resume=True, eval_root=options.data_root, catalog=catalog
+        config,
+        prepared,
+        run_dir,
+        resume=True,
+        eval_root=options.data_root,
+        catalog=catalog,
+        device=options.device,
     )
-    return evaluate_run(entry, catalog, options, checkpoint, run_dir, recipe)
+    return evaluate_run(entry, catalog, options, checkpoint, run_dir, recipe, config_hash(config))
 
 
 def evaluate_run(
@@ -107,9 +113,10 @@ def evaluate_run(
     checkpoint: Path,
     run_dir: Path,
     recipe: str,
+    recipe_hash: str,
 ) -> Path:
     """Evaluate the final checkpoint of a run and write its result JSON."""
-    from bench.evaluation_run import evaluate_checkpoint_run
+    from bench.eval.run import evaluate_checkpoint_run
 
     out = options.results_root / entry.name / f"{run_dir.name}.json"
     evaluate_checkpoint_run(
@@ -123,5 +130,6 @@ def evaluate_run(
         out=out,
         device=options.device,
         batch_size=options.batch_size,
+        recipe_hash=recipe_hash,
     )
     return out

@@ -31,11 +31,11 @@ def run() -> int:
     import numpy as np
 
     from bench.catalog import load_catalog
-    from bench.demo import plan_pairs
-    from bench.diagnose import Options, diagnose
-    from bench.embed import load_model
+    from bench.demo.data import plan_pairs
+    from bench.demo.render import render_image
+    from bench.diagnostics.run import Options, diagnose
+    from bench.eval.embed import load_model
     from bench.formats import MemoryRecords, decode_image, encode_jpeg, load_bin
-    from bench.synth import render_image
 
     catalog = load_catalog()
     train, target = catalog.training_set("demo_diverse"), catalog.eval_set("demo_random")

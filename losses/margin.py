@@ -20,8 +20,8 @@ import math
 import torch
 from torch import nn
 
-from bench.errors import ConfigError
-from bench.registry import Registry
+from bench.core.errors import ConfigError
+from bench.core.registry import Registry
 
 LOSSES: Registry = Registry("loss")
 SIN_SQUARED_FLOOR = 1e-6  # keeps d sqrt(1 - cos^2) finite at cos = +-1

@@ -1,5 +1,5 @@
-"""Small builders shared by several test modules (imported as `helpers`: pytest puts tests/ on
-sys.path because the folder is not a package)."""
+"""Small builders and paths shared by the test modules (imported as `helpers`: pyproject's
+pytest `pythonpath` puts tests/ on sys.path; the test folders mirror bench/'s packages)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ import numpy as np
 
 from bench.formats import MemoryRecords as Records  # noqa: F401  (re-exported for the tests)
 from bench.formats import encode_png, write_canonical
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+CONFIGS = REPO / "configs"
+# Files written by the real MXNet and Python 2, shipped beside the repository.
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "insightface"
 
 
 def make_set(out: Path, classes: int = 4, per_class: int = 6, seed: int = 0) -> Path:

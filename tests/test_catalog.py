@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.catalog import STANDARD_TARGETS, default_catalog_path, load_catalog
+from bench.catalog import STANDARD_TARGETS, load_catalog
 from bench.cli import main as cli_main
-from bench.errors import CatalogError
+from bench.core.errors import CatalogError
+from bench.core.paths import default_catalog_path
 
 REPO_YAML = default_catalog_path()
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.catalog import default_catalog_path
 from bench.cli import main as cli_main
-from bench.results import read_result
+from bench.core.paths import default_catalog_path
+from bench.eval.results import read_result
 
 
 def _tiny_catalog(tmp_path: Path) -> Path:

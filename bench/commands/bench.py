@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from bench import paths
 from bench.catalog import load_catalog
-from bench.commands.common import add_catalog, add_data_root
+from bench.commands.common import (
+    add_batch_size,
+    add_catalog,
+    add_data_root,
+    add_device,
+    add_recipe,
+    add_results,
+    add_runs_root,
+    add_workers,
+)
+from bench.core import paths
 from bench.pipeline import BenchOptions, run_benchmark
 
 
@@ -16,17 +24,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "name", help="training set from datasets.yaml (e.g. uiface_0.5m, demo_diverse)"
     )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides")
-    parser.add_argument(
-        "--recipe", help="configs/<recipe>.yaml (default: the set's registry recipe)"
-    )
+    add_recipe(parser)
     add_data_root(parser)
-    parser.add_argument("--runs-root", help=f"runs (default ${paths.RUNS_ROOT_ENV} or ./runs)")
-    parser.add_argument(
-        "--results", help=f"results (default ${paths.RESULTS_ROOT_ENV} or ./results)"
-    )
-    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    parser.add_argument("--batch-size", type=int, default=512, help="evaluation batch size")
+    add_runs_root(parser)
+    add_results(parser)
+    add_device(parser)
+    add_workers(parser)
+    add_batch_size(parser)
     add_catalog(parser)
 
 

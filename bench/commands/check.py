@@ -6,22 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
-from bench import paths
 from bench.catalog import load_catalog
-from bench.commands.common import add_catalog, add_data_root
-from bench.commands.prepare import default_workers
+from bench.commands.common import add_catalog, add_data_root, add_workers
+from bench.core import paths
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="registered training set (see `bench datasets`)")
     add_data_root(parser)
     add_catalog(parser)
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=default_workers(),
-        help="decoder processes (default: %(default)s)",
-    )
+    add_workers(parser)
     parser.add_argument(
         "--json", dest="json_out", help="also write the report as JSON to this file"
     )
@@ -29,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Prints the report; exit code 0 if all is well, 1 on any problem."""
-    from bench.prepare import check
+    from bench.data.check import check
 
     entry = load_catalog(args.catalog).training_set(args.name)
     prepared = paths.prepared_dir(paths.data_root(args.data_root), entry.name)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench import paths
 from bench.catalog import load_catalog
 from bench.commands.common import add_catalog, add_data_root
+from bench.core import paths
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import paths
-from bench.commands.common import add_catalog, add_data_root
-from bench.errors import DatasetError
+from bench.commands.common import (
+    add_batch_size,
+    add_catalog,
+    add_data_root,
+    add_device,
+    add_workers,
+    non_negative_int,
+)
+from bench.core import paths
+from bench.core.errors import DatasetError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_data_root(parser)
     parser.add_argument(
         "--per-identity",
-        type=int,
+        type=non_negative_int,
         default=20,
         help="images sampled per identity (0 = all; default %(default)s)",
     )
@@ -36,9 +43,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "in DATASET, e.g. its generator's source; repeatable",
     )
     parser.add_argument("--out", default="diagnostics", help="output folder (default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
-    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--workers", type=int, default=4, help="image-decoding threads")
+    add_batch_size(parser, default=256)
+    add_device(parser)
+    add_workers(parser)
     add_catalog(parser)
     _thresholds(parser)
 
@@ -100,12 +107,10 @@ def _targets(text: str | None, name: str, catalog) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     from bench.catalog import load_catalog
-    from bench.diagnose import Options, diagnose, eval_sets_for
-    from bench.diagnostics_card import headline
-    from bench.embed import default_device, load_model
+    from bench.diagnostics.results import headline
+    from bench.diagnostics.run import Options, diagnose, eval_sets_for
+    from bench.eval.embed import default_device, load_model
 
-    if args.batch_size < 1 or args.per_identity < 0 or args.workers < 0:
-        raise DatasetError("--batch-size must be positive, --per-identity and --workers >= 0")
     if not 0.0 < args.leak_quantile < 1.0:
         raise DatasetError(f"--leak-quantile must lie in (0, 1), got {args.leak_quantile}")
     catalog = load_catalog(args.catalog)
@@ -113,7 +118,7 @@ def main(args: argparse.Namespace) -> int:
     name, records = resolve_dataset(args.dataset, root, catalog)
     against = dict(resolve_dataset(other, root, catalog) for other in args.against)
     eval_sets = eval_sets_for(_targets(args.targets, name, catalog), root, catalog)
-    device = args.device or default_device()
+    device = default_device(args.device)
     embedder = load_model(args.model, device=device)
     options = Options(
         per_identity=args.per_identity or None,

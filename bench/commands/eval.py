@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import paths
 from bench.catalog import STANDARD_TARGETS, Catalog, load_catalog
-from bench.commands.common import add_catalog, add_data_root
-from bench.errors import EvalError
+from bench.commands.common import (
+    add_batch_size,
+    add_catalog,
+    add_data_root,
+    add_device,
+    add_results,
+)
+from bench.core import paths
+from bench.core.errors import EvalError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -19,30 +25,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="comma-separated evaluation sets (default: %(default)s)",
     )
     add_data_root(parser)
-    parser.add_argument("--batch-size", type=int, default=512, help="images per forward pass")
-    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_batch_size(parser)
+    add_device(parser)
+    add_results(parser)
     parser.add_argument(
-        "--out", help="result JSON (default: <results>/eval/<model file name>.json)"
+        "--out", help="result JSON file (default: <results>/eval/<model file name>.json)"
     )
     add_catalog(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.embed import default_device, load_model
-    from bench.evaluation_run import build_result, check_targets, evaluate
-    from bench.results import write_result
+    from bench.eval.embed import default_device, load_model
+    from bench.eval.results import write_result
+    from bench.eval.run import build_result, check_targets, evaluate
 
-    if args.batch_size < 1:
-        raise EvalError(f"--batch-size must be positive, got {args.batch_size}")
     catalog = load_catalog(args.catalog)
     root = paths.data_root(args.data_root)
     targets = check_targets(_split(args.targets), root, catalog)  # before loading the model
-    embedder = load_model(args.model, device=args.device or default_device())
+    embedder = load_model(args.model, device=default_device(args.device))
     result = build_result(embedder, evaluate(embedder, targets, root, catalog, args.batch_size))
     out = (
         Path(args.out)
         if args.out
-        else paths.results_root() / "eval" / f"{Path(args.model).name}.json"
+        else paths.results_root(args.results) / "eval" / f"{Path(args.model).name}.json"
     )
     write_result(out, result)
     print(format_table(result, catalog))

@@ -20,7 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.prepare import export_images
+    from bench.data.export import export_images
 
     count = export_images(args.source, args.out, force=args.force)
     print(f"exported {count:,} images to {args.out}")

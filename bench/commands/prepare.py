@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
-from bench import paths
 from bench.catalog import load_catalog
-from bench.commands.common import add_catalog, add_data_root
-from bench.errors import DatasetError
+from bench.commands.common import add_catalog, add_data_root, add_workers
+from bench.core import paths
+from bench.core.errors import DatasetError
 
 log = logging.getLogger(__name__)
-
-
-def default_workers() -> int:
-    """Worker processes by default: the CPUs this process may use, at most 8."""
-    return max(
-        1,
-        min(
-            8,
-            len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else os.cpu_count() or 1,
-        ),
-    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -39,17 +25,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add_data_root(parser)
     add_catalog(parser)
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=default_workers(),
-        help="reader processes (default: %(default)s)",
-    )
+    add_workers(parser)
     parser.add_argument("--force", action="store_true", help="replace an existing prepared set")
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.prepare import prepare
+    from bench.data.prepare import prepare
 
     entry = load_catalog(args.catalog).training_set(args.name)
     root = paths.data_root(args.data_root)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import paths
 from bench.catalog import load_catalog
 from bench.commands.common import add_catalog
+from bench.core import paths
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from pathlib import Path
 
 from bench.catalog import STANDARD_TARGETS
-from bench.paths import runs_root
+from bench.commands.common import add_device, add_workers, positive_int
+from bench.core.paths import runs_root
 
 log = logging.getLogger(__name__)
 
@@ -17,13 +17,13 @@ log = logging.getLogger(__name__)
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags; defaults are the full GPU settings, `--device cpu` wants tiny ones (see docs)."""
     add = parser.add_argument
-    add("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    add_device(parser)
     add("--backbone", default="ir50")
     add("--width", type=int, default=64, help="base channel count (64 = the published models)")
     add("--embedding-size", type=int, default=512)
     add("--num-classes", type=int, default=10_000)
-    add("--batch-size", type=int, default=256, help="per-GPU batch")
-    add("--steps", type=int, default=50, help="timed steps per training measurement")
+    add("--batch-size", type=positive_int, default=256, help="per-GPU batch")
+    add("--steps", type=positive_int, default=50, help="timed steps per training measurement")
     add("--warmup", type=int, default=10, help="untimed steps first (compilation, cudnn tuning)")
     add(
         "--amp",
@@ -51,9 +51,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="fused SGD kernel (default: on for cuda; else foreach)",
     )
     add("--sample-rate", type=float, default=1.0, help="Partial FC class-centre sampling rate")
-    add("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader workers")
+    add_workers(parser)
     add("--decoder", choices=("auto", "gpu", "simplejpeg", "pil"), default="auto")
-    add("--records", type=int, default=8192, help="images in the synthetic RecordIO")
+    add("--records", type=positive_int, default=8192, help="images in the synthetic RecordIO")
     add("--eval-sets", default=",".join(STANDARD_TARGETS), help="comma-separated eval sets")
     add(
         "--eval-pairs",
@@ -73,9 +73,11 @@ def settings_from_args(args: argparse.Namespace):
     """Resolve device-dependent defaults into SpeedSettings."""
     import torch
 
-    from bench.speed import SpeedSettings
+    from bench.speed.settings import SpeedSettings
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     on_cuda = device.startswith("cuda")
     amp = args.amp if args.amp != "auto" else ("bf16" if on_cuda else "none")
     return SpeedSettings(
@@ -108,7 +110,7 @@ def settings_from_args(args: argparse.Namespace):
 
 def main(args: argparse.Namespace) -> int:
     """Run the benchmark, print the table, write the JSON."""
-    from bench.speed import run_speed
+    from bench.speed.run import run_speed
 
     settings = settings_from_args(args)
     report = run_speed(settings)

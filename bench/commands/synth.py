@@ -6,10 +6,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from bench import paths
 from bench.catalog import load_catalog
-from bench.commands.common import add_catalog, add_data_root
-from bench.errors import BenchError
+from bench.commands.common import add_catalog, add_data_root, add_workers, positive_int
+from bench.core import paths
+from bench.core.errors import BenchError
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="every demo entry of the registry")
     add_data_root(parser)
     add_catalog(parser)
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="worker processes (default: one per CPU, at most 8)",
-    )
+    add_workers(parser)
     parser.add_argument(
         "--force", action="store_true", help="regenerate even if the data is already there"
     )
@@ -40,13 +35,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="only write a contact sheet of the named entries (rows = identities, "
         "columns = images; for evaluation sets, pairs) and generate nothing",
     )
-    parser.add_argument("--rows", type=int, default=8, help="preview rows per entry (default 8)")
-    parser.add_argument("--columns", type=int, default=8, help="preview columns (default 8)")
+    parser.add_argument(
+        "--rows", type=positive_int, default=8, help="preview rows per entry (default 8)"
+    )
+    parser.add_argument(
+        "--columns", type=positive_int, default=8, help="preview columns (default 8)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench import demo
-    from bench.synth import contact_sheet
+    from bench.demo import data as demo
+    from bench.diagnostics.drawing import grid_sheet
 
     catalog = load_catalog(args.catalog)
     demo.check_disjoint_seeds(catalog)
@@ -65,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
         from bench.formats import encode_png
 
         args.preview.parent.mkdir(parents=True, exist_ok=True)
-        args.preview.write_bytes(encode_png(contact_sheet(rows)))
+        args.preview.write_bytes(encode_png(grid_sheet(rows)))
         log.info("preview of %s -> %s", ", ".join(names), args.preview)
         return 0
     root = paths.data_root(args.data_root)

@@ -1,16 +1,22 @@
 """`bench train DATASET [key=value ...]`: train the fixed recipe on a prepared training set.
 
 Multi-GPU / multi-node: `torchrun --nproc_per_node 8 -m bench train DATASET`; every process
-runs this command and bench.dist picks the rank up from torchrun's environment.
+runs this command and bench.train.dist picks the rank up from torchrun's environment.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bench import paths
-from bench.commands.common import add_catalog, add_data_root
-from bench.errors import DatasetError
+from bench.commands.common import (
+    add_catalog,
+    add_data_root,
+    add_device,
+    add_recipe,
+    add_runs_root,
+)
+from bench.core import paths
+from bench.core.errors import DatasetError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -18,13 +24,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="typed config overrides, e.g. epochs=2"
     )
-    parser.add_argument(
-        "--config",
-        help="recipe YAML or a name in configs/ (default: the data set's registry recipe, "
-        "normally ir50_arcface)",
-    )
+    add_recipe(parser)
     add_data_root(parser)
-    parser.add_argument("--runs-root", help=f"runs root (default ${paths.RUNS_ROOT_ENV} or ./runs)")
+    add_runs_root(parser)
+    add_device(parser)
     add_catalog(parser)
     parser.add_argument(
         "--resume", action="store_true", help="continue from the run's latest checkpoint"
@@ -33,12 +36,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from bench.catalog import load_catalog
-    from bench.config import load_config, recipe_path
-    from bench.train import train
+    from bench.train.config import load_config, recipe_path
+    from bench.train.loop import train
 
     catalog = load_catalog(args.catalog)
     entry = catalog.training_set(args.dataset)  # CatalogError if unknown
-    recipe_file = recipe_path(args.config or entry.recipe)
+    recipe_file = recipe_path(args.recipe or entry.recipe)
     cfg = load_config(recipe_file, args.overrides)
     root = paths.data_root(args.data_root)
     data_dir = paths.prepared_dir(root, entry.name)
@@ -50,6 +53,14 @@ def main(args: argparse.Namespace) -> int:
             + (f" --data-root {args.data_root}" if args.data_root else "")
         )
     run_dir = paths.runs_root(args.runs_root) / entry.name / f"{recipe_file.stem}-seed{cfg.seed}"
-    final = train(cfg, data_dir, run_dir, resume=args.resume, eval_root=root, catalog=catalog)
+    final = train(
+        cfg,
+        data_dir,
+        run_dir,
+        resume=args.resume,
+        eval_root=root,
+        catalog=catalog,
+        device=args.device,
+    )
     print(f"final model: {final}")
     return 0

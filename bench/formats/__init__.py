@@ -1,7 +1,7 @@
 """On-disk formats: training sets (RecordIO, DCFace record, Vec2Face LMDB, image folders) and
 verification `.bin` pair files. `open_dataset(path)` detects the format."""
 
-from bench.formats.base import FORMATS, TrainingRecords
+from bench.formats.base import FORMATS, Records, TrainingRecords
 from bench.formats.dcface_record import DCFaceRecords
 from bench.formats.detect import detect_format, open_dataset
 from bench.formats.folder import ImageFolderRecords
@@ -20,6 +20,7 @@ from bench.formats.verification_bin import (
 __all__ = [
     "MemoryRecords",
     "FORMATS",
+    "Records",
     "DCFaceRecords",
     "ImageFolderRecords",
     "IRHeader",

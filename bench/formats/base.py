@@ -10,16 +10,35 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from bench.errors import FormatError
+from bench.core.errors import FormatError
+from bench.core.registry import Registry
 from bench.formats.image import decode_image
-from bench.registry import Registry
 
 # name -> TrainingRecords subclass; `bench.formats.detect` asks each, in `priority` order.
 FORMATS: Registry[type[TrainingRecords]] = Registry("training-set format")
+
+
+@runtime_checkable
+class Records(Protocol):
+    """What every consumer of a training set relies on (readers on disk and MemoryRecords alike):
+    `len`, `[i] -> (uint8 HxWx3 RGB, label)`, all `labels` without decoding, `num_classes`, and a
+    name of a record for error messages."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]: ...
+
+    @property
+    def labels(self) -> np.ndarray: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def describe(self, index: int) -> str: ...
 
 
 class TrainingRecords(ABC):

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from bench.errors import FormatError
+from bench.core.errors import FormatError
 from bench.formats.base import FORMATS, TrainingRecords
 from bench.formats.image import image_extension
 from bench.formats.recordio import RecordIOReader, unpack

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.errors import FormatError
+from bench.core.errors import FormatError
 from bench.formats.base import FORMATS, TrainingRecords
 
 

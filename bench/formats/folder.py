@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import FormatError
+from bench.core.errors import FormatError
 from bench.formats.base import FORMATS, TrainingRecords
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from types import ModuleType
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from bench.errors import FormatError
+from bench.core.errors import FormatError
 
 log = logging.getLogger(__name__)
 

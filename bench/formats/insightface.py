@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import FormatError
+from bench.core.errors import FormatError
 from bench.formats.base import FORMATS, TrainingRecords
 from bench.formats.recordio import (
     LENGTH_MASK,

@@ -17,7 +17,7 @@ import lmdb
 import msgpack
 import numpy as np
 
-from bench.errors import FormatError
+from bench.core.errors import FormatError
 from bench.formats.base import FORMATS, TrainingRecords
 
 

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bench.errors import FormatError
+from bench.core.errors import FormatError
 
 MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -250,8 +250,8 @@ class RecordIOWriter:
     def __init__(self, rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = None):
         self.rec_path = Path(rec_path)
         self.idx_path = Path(idx_path) if idx_path else self.rec_path.with_suffix(".idx")
-        self._rec = open(self.rec_path, "wb")  # noqa: SIM115 - closed by close()/__exit__
-        self._idx = open(self.idx_path, "w", encoding="ascii", newline="\n")  # noqa: SIM115
+        self._rec = open(self.rec_path, "wb")  # closed by close()/__exit__
+        self._idx = open(self.idx_path, "w", encoding="ascii", newline="\n")
 
     def write(self, key: int, payload: bytes) -> int:
         """Append one record under `key`; returns its offset."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.errors import DatasetError, FormatError
+from bench.core.errors import DatasetError, FormatError
 from bench.formats.image import decode_image
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import jinja2
 
 from bench.catalog import STANDARD_TARGETS, Catalog
-from bench.errors import BenchError, ResultError
+from bench.core.errors import BenchError, ResultError
 from bench.report import audit, exports, plots, stats
 from bench.report.tables import Row, Score, Suite, build_suites, load_results
 
@@ -125,10 +125,10 @@ def _cards(diagnostics_dir: Path | None, out_dir: Path, summary: BuildSummary) -
     if diagnostics_dir is None or not Path(diagnostics_dir).is_dir():
         return []
     try:
-        from bench.diagnostics_card import dataset_cards
+        from bench.report.cards import dataset_cards
     except ImportError as error:
         summary.notes.append(
-            f"{diagnostics_dir}: dataset cards not included: bench.diagnostics_card is not "
+            f"{diagnostics_dir}: dataset cards not included: bench.report.cards is not "
             f"available ({error})"
         )
         return []

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.errors import ResultError
+from bench.core.errors import ResultError
 
 SIGNIFICANCE = 0.05  # rows with p >= this are marked as tied with the next row
 BOOTSTRAP_RESAMPLES = 2000

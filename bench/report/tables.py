@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.catalog import Catalog, PublishedResult
-from bench.errors import BenchError, ResultError
+from bench.core.errors import BenchError, ResultError
+from bench.eval.results import decode_issame, decode_scores, read_result
 from bench.report import stats
-from bench.results import decode_issame, decode_scores, read_result
 
 log = logging.getLogger(__name__)
 SHORT_HASH = 6  # characters of a recipe hash shown to tell rows apart

@@ -1,0 +1,297 @@
+"""configs/*.yaml -> a frozen TrainConfig; typed `key=value` overrides; derived values.
+
+A config file is a flat mapping of TrainConfig fields (comments in the YAML say why each value).
+Overrides are `key=value` with the value parsed as YAML and checked against the field's type;
+`backbone_kwargs.width=16` sets one entry of a dict field. Every derived quantity (scaled lr,
+steps per epoch, total steps, warmup steps, per-rank batch) comes from `derive()` alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.core import paths
+from bench.core.errors import ConfigError
+from bench.core.registry import close_matches
+
+# fp64 exists for equivalence tests (N processes vs 1 without float32 rounding noise).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "fp64")
+
+# Keys that change how a run is executed or observed but not the maths it does; they are left
+# out of `config_hash` so that, e.g., more loader workers do not make a "different recipe".
+OPERATIONAL_KEYS = frozenset(
+    {
+        "num_workers",
+        "log_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "verify_every",
+        "verify_targets",
+        "num_threads",
+        "progress",
+    }
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe; see configs/ir50_arcface.yaml for why each value."""
+
+    name: str = "ir50_arcface"
+    # model
+    backbone: str = "ir50"
+    backbone_kwargs: dict = field(default_factory=dict)
+    embedding_size: int = 512
+    sync_bn: bool = False
+    # head / loss
+    loss: str = "arcface"
+    scale: float = 64.0
+    margins: tuple[float, float, float] = (1.0, 0.5, 0.0)
+    sample_rate: float = 1.0
+    # optimisation
+    batch_size: int = 512  # global batch over all processes
+    base_lr: float = 0.1
+    base_batch_size: int = 512  # lr = base_lr * batch_size / base_batch_size
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    epochs: int = 30
+    warmup_epochs: float = 1.0
+    lr_power: float = 2.0
+    clip_grad_norm: float = 5.0  # 0 disables clipping
+    # augmentation
+    flip: bool = True
+    # execution
+    seed: int = 0
+    precision: str = "auto"  # auto = bf16 on GPU, fp32 on CPU
+    channels_last: bool = True
+    compile: bool = False
+    deterministic: bool = False
+    num_threads: int = 0  # 0 = torch's default
+    num_workers: int = 4
+    encoded_input: bool = False  # loader yields raw bytes (GPU decoding); see bench/data.py
+    # bookkeeping
+    log_every: int = 50
+    checkpoint_every: int = 2000
+    keep_checkpoints: int = 2
+    verify_every: int = 0  # 0 = no periodic verification
+    verify_targets: tuple[str, ...] = ()
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-serialisable dict (tuples as lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Quantities computed from the config, the data set size and the world size."""
+
+    global_batch: int
+    local_batch: int
+    lr: float
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+
+
+def derive(cfg: TrainConfig, num_images: int, world_size: int) -> Derived:
+    """The ONE place that turns config + data set size + world size into step counts and lr."""
+    if world_size < 1 or cfg.batch_size % world_size:
+        raise ConfigError(
+            f"batch_size={cfg.batch_size} (global) is not divisible by the {world_size} "
+            "processes; choose a global batch that is a multiple of the process count"
+        )
+    steps_per_epoch = num_images // cfg.batch_size  # the incomplete last batch is dropped
+    if steps_per_epoch < 1:
+        raise ConfigError(
+            f"batch_size={cfg.batch_size} is larger than the data set ({num_images} images); "
+            "lower batch_size"
+        )
+    total_steps = steps_per_epoch * cfg.epochs
+    return Derived(
+        global_batch=cfg.batch_size,
+        local_batch=cfg.batch_size // world_size,
+        lr=cfg.base_lr * cfg.batch_size / cfg.base_batch_size,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        warmup_steps=min(round(cfg.warmup_epochs * steps_per_epoch), total_steps),
+    )
+
+
+def recipe_path(recipe: str) -> Path:
+    """A recipe given as a YAML path, or as the name of a file in configs/."""
+    path = Path(recipe)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    recipes = paths.recipes_dir()
+    path = recipes / f"{recipe}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in recipes.glob("*.yaml"))
+        raise ConfigError(
+            f"recipe {recipe!r} not found as {path}{close_matches(recipe, known)}; "
+            f"known: {', '.join(known)}"
+        )
+    return path
+
+
+def load_config(
+    path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()
+) -> TrainConfig:
+    """Read a YAML recipe, apply typed `key=value` overrides, return the frozen config."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (see configs/ for the recipes)") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(raw).__name__}")
+    values = {key: _coerce(key, value, str(path)) for key, value in raw.items()}
+    for override in overrides:
+        key, value = _parse_override(override)
+        _apply_override(values, key, value, override)
+    try:
+        return TrainConfig(**values)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def config_from_dict(values: dict[str, Any], source: str = "checkpoint") -> TrainConfig:
+    """Rebuild a TrainConfig from `to_dict()` output (e.g. the one stored in a checkpoint)."""
+    return TrainConfig(**{key: _coerce(key, value, source) for key, value in values.items()})
+
+
+def config_hash(cfg: TrainConfig) -> str:
+    """12-hex fingerprint of the recipe's maths (operational keys excluded)."""
+    payload = {k: v for k, v in cfg.to_dict().items() if k not in OPERATIONAL_KEYS}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def resolved_yaml(cfg: TrainConfig) -> str:
+    """The resolved config as YAML text (what is saved beside the checkpoints)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _parse_override(override: str) -> tuple[str, Any]:
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {override!r}: expected key=value (e.g. epochs=2)")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {override!r}: value is not valid YAML: {error}") from None
+    return key.strip(), value
+
+
+def _apply_override(values: dict[str, Any], key: str, value: Any, source: str) -> None:
+    top, dot, sub = key.partition(".")
+    if dot:
+        _check_known(top, f"override {source!r}")
+        if _field_types()[top] is not dict:
+            raise ConfigError(f"override {source!r}: {top!r} is not a mapping; use {top}=VALUE")
+        current = dict(values.get(top, {}))
+        current[sub] = value
+        values[top] = current
+        return
+    values[key] = _coerce(key, value, f"override {source!r}")
+
+
+def _check_known(key: str, where: str) -> None:
+    known = sorted(_field_types())
+    if key not in known:
+        raise ConfigError(f"{where}: unknown key {key!r}{close_matches(key, known)}")
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    """Check `value` against the type of field `key`; ints are accepted for floats."""
+    _check_known(key, where)
+    expected = _field_types()[key]
+    converted = _convert(value, expected)
+    if converted is _INVALID:
+        raise ConfigError(
+            f"{where}: key {key!r} expects {_type_name(expected)}, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    return converted
+
+
+_INVALID = object()
+
+
+def _convert(value: Any, expected: Any) -> Any:
+    origin = typing.get_origin(expected)
+    if expected is bool:
+        return value if isinstance(value, bool) else _INVALID
+    if expected is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _INVALID
+    if expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return float(value) if ok else _INVALID
+    if expected is str:
+        return value if isinstance(value, str) else _INVALID
+    if expected is dict:
+        return dict(value) if isinstance(value, dict) else _INVALID
+    if origin is tuple:
+        return _convert_tuple(value, typing.get_args(expected))
+    return _INVALID
+
+
+def _convert_tuple(value: Any, args: tuple) -> Any:
+    if isinstance(value, str) and args[-1] is Ellipsis:
+        value = [part for part in value.split(",") if part]  # verify_targets=lfw,cfp_fp
+    if not isinstance(value, (list, tuple)):
+        return _INVALID
+    item_types = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
+    if len(item_types) != len(value):
+        return _INVALID
+    items = [_convert(item, kind) for item, kind in zip(value, item_types, strict=True)]
+    return _INVALID if any(item is _INVALID for item in items) else tuple(items)
+
+
+def _type_name(expected: Any) -> str:
+    if typing.get_origin(expected) is tuple:
+        args = typing.get_args(expected)
+        if args[-1] is Ellipsis:
+            return f"a list of {args[0].__name__}"
+        return f"a list of {len(args)} {args[0].__name__}s"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
+        expected, getattr(expected, "__name__", str(expected))
+    )
+
+
+def _validate(cfg: TrainConfig) -> None:
+    """Range checks that no type check can express."""
+    problems = []
+    positive = ("embedding_size", "batch_size", "base_batch_size", "epochs", "log_every")
+    problems += [f"{key} must be > 0" for key in positive if getattr(cfg, key) <= 0]
+    nonnegative = ("warmup_epochs", "clip_grad_norm", "weight_decay", "num_workers", "num_threads")
+    problems += [f"{key} must be >= 0" for key in nonnegative if getattr(cfg, key) < 0]
+    if not (cfg.base_lr > 0 and math.isfinite(cfg.base_lr)):
+        problems.append("base_lr must be a finite number > 0")
+    if cfg.precision not in PRECISIONS:
+        problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
+    if cfg.checkpoint_every < 1 or cfg.keep_checkpoints < 1:
+        problems.append("checkpoint_every and keep_checkpoints must be >= 1")
+    if cfg.verify_every > 0 and not cfg.verify_targets:
+        problems.append("verify_every > 0 needs verify_targets (e.g. verify_targets=lfw,cfp_fp)")
+    if problems:
+        raise ConfigError("; ".join(problems))
