@@ -15,6 +15,7 @@ import yaml
 from bench.core import paths
 from bench.core.errors import CatalogError
 from bench.core.registry import NAME_PATTERN, close_matches
+from bench.core.yaml_safe import SAFE_LOADER, AliasError, load_yaml
 from bench.formats import FORMATS  # importing the package registers every reader
 
 STANDARD_TARGETS: tuple[str, ...] = ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw")
@@ -40,6 +41,34 @@ class PublishedResult:
     recipe: str
     scores: dict[str, float]
     printed_mean: float | None = None
+    note: str = ""
+    source_id: str = ""  # the key of its table in the registry's `sources` (bench reproduce)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One published table (a paper's or a README's): where it is, the recipe that reproduces it
+    (a config under configs/, e.g. sources/dcface_paper; "" where none is written), and what a
+    reader must know before comparing with it (e.g. best-over-training accuracies)."""
+
+    name: str
+    title: str
+    url: str
+    recipe: str = ""
+    caveats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Release:
+    """What the download holds, as far as we know: counts may differ from the paper's (e.g. DCFace
+    0.5M repeats the ID image). `verified` is true only once someone counted a real copy: `bench
+    check` fails on a mismatch with verified counts and only warns on unverified ones."""
+
+    identities: int
+    images: int
+    verified: bool
+    version: str = ""  # for sets known to have changed (Vec2Face's 2025-04-15 re-upload)
+    available: bool = True  # false: the authors did not release the data
     note: str = ""
 
 
@@ -79,6 +108,15 @@ class TrainingSet:
     demo: DemoSpec | None = None
     note: str = ""
     aliases: tuple[str, ...] = ()  # short names that resolve to this entry (`uiface`)
+    # The download as far as we know; None: it holds exactly `identities`/`images` (verified).
+    release: Release | None = None
+
+    @property
+    def expected_counts(self) -> Release:
+        """The counts `bench check` compares with: the release's, else the entry's (verified)."""
+        if self.release is not None:
+            return self.release
+        return Release(identities=self.identities, images=self.images, verified=True)
 
 
 @dataclass(frozen=True)
@@ -96,6 +134,7 @@ class Catalog:
     path: Path
     training: dict[str, TrainingSet]
     evaluation: dict[str, EvalSet]
+    sources: dict[str, Source] = field(default_factory=dict)
 
     def training_set(self, name: str) -> TrainingSet:
         """The entry registered as `name` or under the alias `name`."""
@@ -106,6 +145,20 @@ class Catalog:
 
     def eval_set(self, name: str) -> EvalSet:
         return _lookup(self.evaluation, name, "evaluation set", self.path)
+
+    def source(self, name: str) -> Source:
+        """The published table registered as `name` under `sources`."""
+        return _lookup(self.sources, name, "source", self.path)
+
+    def published_by(self, source: str) -> list[tuple[TrainingSet, PublishedResult]]:
+        """Every (training set, published row) of the table `source`, in registry order."""
+        self.source(source)
+        return [
+            (entry, item)
+            for entry in self.training.values()
+            for item in entry.published
+            if item.source_id == source
+        ]
 
 
 def _lookup(entries: dict, name: str, kind: str, path: Path):
@@ -124,7 +177,7 @@ class _DuplicateKeyError(yaml.YAMLError):
         self.key, self.line, self.first_line = key, line, first_line
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(SAFE_LOADER):
     """SafeLoader that refuses a key given twice in one mapping (plain PyYAML keeps the last)."""
 
 
@@ -166,7 +219,9 @@ def _read_yaml(path: Path) -> Any:
             f"pass a datasets.yaml file (or set ${paths.CATALOG_ENV})"
         ) from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+        return load_yaml(text, _UniqueKeyLoader)  # a SafeLoader: no objects, no aliases
+    except AliasError as error:
+        raise CatalogError(f"{path}: {error}") from None
     except _DuplicateKeyError as error:
         raise CatalogError(
             f"{path}: line {error.line}: key {error.key!r} appears twice in the same mapping "
@@ -181,7 +236,12 @@ def load_catalog(path: str | os.PathLike | None = None) -> Catalog:
     path = Path(path) if path else paths.default_catalog_path()
     document = _read_yaml(path)
     where = _Where(path)
-    top = _fields(document, {"schema_version": int, "training": dict, "evaluation": dict}, where)
+    top = _fields(
+        document,
+        {"schema_version": int, "training": dict, "evaluation": dict},
+        where,
+        {"sources": dict},
+    )
     if top["schema_version"] != 1:
         raise CatalogError(f"{path}: schema_version {top['schema_version']} unsupported (want 1)")
     evaluation = {
@@ -193,6 +253,11 @@ def load_catalog(path: str | os.PathLike | None = None) -> Catalog:
         for name, body in _named(top["training"], where, "training")
     }
     _check_aliases(training, path)
+    sources = {
+        name: _source(name, body, where.entry("sources", name))
+        for name, body in _named(top.get("sources", {}), where, "sources")
+    }
+    _check_source_ids(training, sources, path)
     for entry in training.values():
         for target in entry.eval_targets:
             if target not in evaluation:
@@ -200,7 +265,7 @@ def load_catalog(path: str | os.PathLike | None = None) -> Catalog:
                     f"{path}: training.{entry.name}.eval_targets: unknown evaluation set "
                     f"{target!r}{close_matches(target, sorted(evaluation))}"
                 )
-    return Catalog(path=path, training=training, evaluation=evaluation)
+    return Catalog(path=path, training=training, evaluation=evaluation, sources=sources)
 
 
 @dataclass(frozen=True)
@@ -278,6 +343,7 @@ def _training_set(name: str, body: Any, where: _Where) -> TrainingSet:
         "demo": dict,
         "note": str,
         "aliases": list,
+        "release": dict,
     }
     body = _fields(body, required, where, optional)
     formats = known_formats()
@@ -303,8 +369,49 @@ def _training_set(name: str, body: Any, where: _Where) -> TrainingSet:
         demo=demo,
         note=body.get("note", ""),
         aliases=tuple(_strings(body.get("aliases", []), where.entry("aliases"))),
+        release=_release(body["release"], body, where.entry("release"))
+        if "release" in body
+        else None,
         **fields,
     )
+
+
+def _release(body: Any, entry: dict, where: _Where) -> Release:
+    """A `release` block; counts left out are the entry's own (paper) counts."""
+    optional = {"identities": int, "images": int, "version": str, "available": bool, "note": str}
+    body = _fields(body, {"verified": bool}, where, optional)
+    return Release(
+        identities=body.get("identities", entry["identities"]),
+        images=body.get("images", entry["images"]),
+        verified=body["verified"],
+        version=body.get("version", ""),
+        available=body.get("available", True),
+        note=body.get("note", ""),
+    )
+
+
+def _source(name: str, body: Any, where: _Where) -> Source:
+    optional = {"recipe": str, "caveats": list}
+    body = _fields(body, {"title": str, "url": str}, where, optional)
+    return Source(
+        name=name,
+        title=body["title"],
+        url=body["url"],
+        recipe=body.get("recipe", ""),
+        caveats=tuple(_strings(body.get("caveats", []), where.entry("caveats"))),
+    )
+
+
+def _check_source_ids(training: dict[str, TrainingSet], sources: dict, path: Path) -> None:
+    """Every published row's `source_id` names an entry of `sources`."""
+    for entry in training.values():
+        for index, item in enumerate(entry.published):
+            if item.source_id and item.source_id not in sources:
+                raise CatalogError(
+                    f"{path}: training.{entry.name}.published.{index}.source_id: unknown source "
+                    f"{item.source_id!r}{close_matches(item.source_id, sorted(sources))}; "
+                    "add it under `sources` or fix the name"
+                )
 
 
 def _check_aliases(training: dict[str, TrainingSet], path: Path) -> None:
@@ -333,7 +440,8 @@ def _strings(values: list, where: _Where) -> list[str]:
 
 def _published(body: Any, where: _Where) -> PublishedResult:
     required = {"source": str, "url": str, "recipe": str, "scores": dict}
-    body = _fields(body, required, where, {"printed_mean": float, "note": str})
+    optional = {"printed_mean": float, "note": str, "source_id": str}
+    body = _fields(body, required, where, optional)
     scores = _fields(body["scores"], {}, where.entry("scores"), dict.fromkeys(SCORE_KEYS, float))
     if not scores and "printed_mean" not in body:
         raise CatalogError(f"{where}: a published result needs scores or a printed_mean")
@@ -347,6 +455,7 @@ def _published(body: Any, where: _Where) -> PublishedResult:
         scores={key: float(value) for key, value in scores.items()},
         printed_mean=float(body["printed_mean"]) if "printed_mean" in body else None,
         note=body.get("note", ""),
+        source_id=body.get("source_id", ""),
     )
 
 
