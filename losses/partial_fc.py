@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.core.errors import ConfigError
-from losses.margin import CombinedMargin, at_least_float32
+from losses.margin import at_least_float32
 
 
 def sample_centres(
@@ -43,7 +43,7 @@ class PartialFC(nn.Module):
 
     def __init__(
         self,
-        margin: CombinedMargin,
+        margin: nn.Module,
         embedding_size: int,
         num_classes: int,
         sample_rate: float = 1.0,
@@ -90,5 +90,10 @@ class PartialFC(nn.Module):
                 index, labels = sample_centres(labels, self.num_classes, self.num_sample)
             # Indexing keeps the graph: only the sampled rows receive gradient.
             weight = weight[index]
-        logits = self.margin(self.cosine(embeddings, weight), labels)
+        cosine = self.cosine(embeddings, weight)
+        if getattr(self.margin, "needs_norms", False):  # AdaFace: margin from the feature norm
+            norms = at_least_float32(embeddings.detach()).norm(dim=1)
+            logits = self.margin(cosine, labels, norms)
+        else:
+            logits = self.margin(cosine, labels)
         return F.cross_entropy(logits, labels)

@@ -26,6 +26,8 @@ from bench.core.registry import close_matches
 
 # fp64 exists for equivalence tests (N processes vs 1 without float32 rounding noise).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "fp64")
+# Which gradients clip_grad_norm clips: the backbone's (arcface_torch) or backbone + centres.
+CLIP_SCOPES = ("backbone", "all")
 
 # Keys that change how a run is executed or observed but not the maths it does; they are left
 # out of `config_hash` so that, e.g., more loader workers do not make a "different recipe".
@@ -41,6 +43,20 @@ OPERATIONAL_KEYS = frozenset(
         "progress",
     }
 )
+# Keys added for the source recipes (issue 15): at their default they are left out of
+# `config_hash`, so a recipe that does not use them keeps the hash it had before they existed.
+HASH_OMITTED_AT_DEFAULT = frozenset(
+    {
+        "loss_kwargs",
+        "lr_schedule",
+        "lr_milestones",
+        "lr_step_factor",
+        "augmentation",
+        "input_colour",
+    }
+)
+LR_SCHEDULES = ("poly", "step")
+INPUT_COLOURS = ("rgb", "bgr")
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,7 @@ class TrainConfig:
     loss: str = "arcface"
     scale: float = 64.0
     margins: tuple[float, float, float] = (1.0, 0.5, 0.0)
+    loss_kwargs: dict = field(default_factory=dict)  # the loss's own arguments (adaface: m, h)
     sample_rate: float = 1.0
     # optimisation
     batch_size: int = 512  # global batch over all processes
@@ -67,9 +84,15 @@ class TrainConfig:
     epochs: int = 30
     warmup_epochs: float = 1.0
     lr_power: float = 2.0
+    lr_schedule: str = "poly"  # poly (lr_power) | step (lr_milestones, lr_step_factor)
+    lr_milestones: tuple[float, ...] = ()  # epochs at which the step schedule multiplies the lr
+    lr_step_factor: float = 0.1
     clip_grad_norm: float = 5.0  # 0 disables clipping
+    clip_scope: str = "backbone"  # backbone (arcface_torch) | all (backbone + centres)
     # augmentation
     flip: bool = True
+    augmentation: dict = field(default_factory=dict)  # bench/train/augment.py; {} = flip only
+    input_colour: str = "rgb"  # channel order the model is fed (AdaFace-trained models: bgr)
     # execution
     seed: int = 0
     precision: str = "auto"  # auto = bf16 on GPU, fp32 on CPU
@@ -105,6 +128,7 @@ class Derived:
     steps_per_epoch: int
     total_steps: int
     warmup_steps: int
+    milestone_steps: tuple[int, ...] = ()  # lr_milestones (epochs) as optimiser steps
 
 
 def derive(cfg: TrainConfig, num_images: int, world_size: int) -> Derived:
@@ -128,6 +152,7 @@ def derive(cfg: TrainConfig, num_images: int, world_size: int) -> Derived:
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
         warmup_steps=min(round(cfg.warmup_epochs * steps_per_epoch), total_steps),
+        milestone_steps=tuple(round(epoch * steps_per_epoch) for epoch in cfg.lr_milestones),
     )
 
 
@@ -177,7 +202,12 @@ def config_from_dict(values: dict[str, Any], source: str = "checkpoint") -> Trai
 
 def config_hash(cfg: TrainConfig) -> str:
     """12-hex fingerprint of the recipe's maths (operational keys excluded)."""
-    payload = {k: v for k, v in cfg.to_dict().items() if k not in OPERATIONAL_KEYS}
+    defaults = TrainConfig().to_dict()
+    payload = {
+        k: v
+        for k, v in cfg.to_dict().items()
+        if k not in OPERATIONAL_KEYS and not (k in HASH_OMITTED_AT_DEFAULT and v == defaults[k])
+    }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
@@ -289,9 +319,33 @@ def _validate(cfg: TrainConfig) -> None:
         problems.append("base_lr must be a finite number > 0")
     if cfg.precision not in PRECISIONS:
         problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
+    problems += _schedule_problems(cfg)
+    if cfg.input_colour not in INPUT_COLOURS:
+        problems.append(f"input_colour must be one of {', '.join(INPUT_COLOURS)}")
+    if cfg.clip_scope not in CLIP_SCOPES:
+        problems.append(f"clip_scope must be one of {', '.join(CLIP_SCOPES)}")
     if cfg.checkpoint_every < 1 or cfg.keep_checkpoints < 1:
         problems.append("checkpoint_every and keep_checkpoints must be >= 1")
     if cfg.verify_every > 0 and not cfg.verify_targets:
         problems.append("verify_every > 0 needs verify_targets (e.g. verify_targets=lfw,cfp_fp)")
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def _schedule_problems(cfg: TrainConfig) -> list[str]:
+    """The step schedule needs increasing milestones inside the run and a factor in (0, 1]."""
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        return [f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}"]
+    milestones = list(cfg.lr_milestones)
+    if cfg.lr_schedule == "poly":
+        return ["lr_milestones is only used by lr_schedule: step"] if milestones else []
+    problems = []
+    if not milestones or milestones != sorted(set(milestones)) or milestones[0] <= 0:
+        problems.append(
+            "lr_schedule step needs lr_milestones: increasing epochs > 0 (e.g. [12, 20])"
+        )
+    elif milestones[-1] >= cfg.epochs:
+        problems.append(f"lr_milestones must lie before the last epoch ({cfg.epochs})")
+    if not 0.0 < cfg.lr_step_factor <= 1.0:
+        problems.append("lr_step_factor must be in (0, 1] (0.1 = divide the lr by 10)")
+    return problems

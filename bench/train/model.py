@@ -34,6 +34,7 @@ def build_train_module(cfg: TrainConfig, num_classes: int) -> TrainModule:
 
     backbone = build_backbone(cfg.backbone, **backbone_kwargs(cfg))
     head = build_head(
-        cfg.loss, cfg.embedding_size, num_classes, cfg.scale, cfg.margins, cfg.sample_rate
-    )
+        cfg.loss, cfg.embedding_size, num_classes, cfg.scale, cfg.margins, cfg.sample_rate,
+        cfg.loss_kwargs,
+    )  # fmt: skip
     return TrainModule(backbone, head)
