@@ -67,11 +67,12 @@ def make_step(
     if settings.compile:
         forward = torch.compile(model, mode=settings.compile_mode)
     train_module = TrainModule(forward, head)
+    clipped = [p for p in model.parameters() if p.requires_grad]  # the recipe clips the backbone
 
     def step(images: torch.Tensor, labels: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
         # The trainer's own on-device preprocessing and optimiser step: timed code = trained code.
         x = to_model_input(images, flip, device, settings.channels_last)
-        return optimizer_step(train_module, x, labels, optimizer, scaler, params, 5.0, amp_dtype)
+        return optimizer_step(train_module, x, labels, optimizer, scaler, clipped, 5.0, amp_dtype)
 
     return step
 

@@ -42,6 +42,7 @@ from bench.train.progress import Progress
 from bench.train.schedule import learning_rate
 from bench.train.step import (
     autocast_dtype,
+    clipped_parameters,
     determinism,
     optimizer_step,
     parameter_dtype,
@@ -140,7 +141,8 @@ def _run(
         model = torch.compile(model)
     dtype = autocast_dtype(cfg, device)
     channels_last = use_channels_last(cfg, device)
-    params = [p for p in state.module.parameters() if p.requires_grad]
+    # arcface_torch clips the backbone's gradient norm only (cfg.clip_scope says which).
+    clipped = clipped_parameters(state.module, cfg.clip_scope)
     weights = parameter_dtype(cfg)
 
     # --- data: this rank's slice of each global batch, from the resume step on ------------
@@ -173,7 +175,7 @@ def _run(
             images = to_model_input(images, batch["flips"], device, channels_last).to(weights)
             labels = batch["labels"].to(device, non_blocking=True)
             loss = optimizer_step(
-                model, images, labels, state.optimizer, state.scaler, params,
+                model, images, labels, state.optimizer, state.scaler, clipped,
                 cfg.clip_grad_norm, dtype,
             )  # fmt: skip
             state.step = step = step + 1

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from bench.eval.preprocess import normalise
-from bench.train.config import TrainConfig
+from bench.train.config import CLIP_SCOPES, TrainConfig
 
 
 def to_model_input(
@@ -52,23 +52,35 @@ def optimizer_step(
     labels: torch.Tensor,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
-    params: list[torch.Tensor],
+    clipped: list[torch.Tensor],
     clip_grad_norm: float,
     dtype: torch.dtype | None,
 ) -> torch.Tensor:
     """One recipe step: autocast forward -> loss, scaled backward, unscale + clip, SGD update.
 
+    `clipped` are the parameters whose joint gradient norm is clipped to `clip_grad_norm`
+    (`clipped_parameters`); the optimiser updates all of its parameters either way.
     Returns the detached float32 loss without a host sync (the caller accumulates it)."""
     with autocast(images.device, dtype):
         loss = model(images, labels)
     scaler.scale(loss).backward()
     if clip_grad_norm > 0:
         scaler.unscale_(optimizer)  # clip the true gradient, not the scaled one
-        nn.utils.clip_grad_norm_(params, clip_grad_norm, foreach=True)
+        nn.utils.clip_grad_norm_(clipped, clip_grad_norm, foreach=True)
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
     return loss.detach().float()
+
+
+def clipped_parameters(module: nn.Module, scope: str) -> list[torch.Tensor]:
+    """The trainable parameters whose gradient norm the step clips: the backbone's (`backbone`,
+    arcface_torch's `clip_grad_norm_(backbone.parameters(), 5)`) or backbone + class centres
+    (`all`). `module` is a TrainModule (attributes `backbone` and `head`)."""
+    if scope not in CLIP_SCOPES:
+        raise ValueError(f"clip scope must be one of {', '.join(CLIP_SCOPES)}, got {scope!r}")
+    source = module.backbone if scope == "backbone" else module
+    return [p for p in source.parameters() if p.requires_grad]
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

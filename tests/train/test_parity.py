@@ -1,0 +1,68 @@
+"""One optimiser step of facebench's recipe against a transcription of arcface_torch's step
+(tests/arcface_reference.py): same weights, same batch, clipped update of backbone and centres."""
+
+from __future__ import annotations
+
+import copy
+
+import arcface_reference as reference
+import pytest
+import torch
+
+from backbones import build_backbone
+from bench.train.model import TrainModule
+from bench.train.step import clipped_parameters, optimizer_step
+from losses import build_head
+
+CLASSES, BATCH = 12, 6
+
+
+def _module(seed: int = 0) -> TrainModule:
+    torch.manual_seed(seed)
+    backbone = build_backbone("ir18", width=4, embedding_size=16)
+    head = build_head("arcface", 16, CLASSES)
+    return TrainModule(backbone, head).train()
+
+
+def _batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(BATCH, 3, 112, 112, generator=generator) * 2 - 1
+    return images, torch.randint(0, CLASSES, (BATCH,), generator=generator)
+
+
+def _plain_sgd_step(module: TrainModule, scope: str) -> None:
+    """lr 1, no momentum or decay: the update is minus the (clipped) gradient."""
+    images, labels = _batch()
+    optimizer = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=1.0)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    clipped = clipped_parameters(module, scope)
+    optimizer_step(module, images, labels, optimizer, scaler, clipped, 5.0, None)
+
+
+def test_clip_scope_backbone_clips_the_backbone_only_as_arcface_torch() -> None:
+    module = _module()
+    before = copy.deepcopy(module)
+    _plain_sgd_step(module, "backbone")
+
+    images, labels = _batch()
+    expected = copy.deepcopy(before)
+    loss = reference.head_loss(expected.backbone(images), expected.head.weight, labels, (1, 0.5, 0))
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(expected.backbone.parameters(), 5.0)
+    assert norm > 5.0  # the clip is active, so a wrong scope shows
+    centre_update = module.head.weight - before.head.weight
+    torch.testing.assert_close(centre_update, -expected.head.weight.grad, rtol=1e-4, atol=1e-8)
+    for name, parameter in module.backbone.named_parameters():
+        update = parameter - before.backbone.get_parameter(name)
+        gradient = expected.backbone.get_parameter(name).grad
+        gradient = torch.zeros_like(update) if gradient is None else gradient
+        torch.testing.assert_close(update, -gradient, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_clip_scope_all_clips_backbone_and_centres_together() -> None:
+    module = _module()
+    before = copy.deepcopy(module)
+    _plain_sgd_step(module, "all")
+    updates = [p - q for p, q in zip(module.parameters(), before.parameters(), strict=True)]
+    norm = torch.linalg.vector_norm(torch.stack([u.norm() for u in updates]))
+    assert norm.item() == pytest.approx(5.0, rel=1e-4)
