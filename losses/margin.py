@@ -1,16 +1,17 @@
 """Additive-margin softmax on cosine logits: CombinedMargin(s, m1, m2, m3) and its presets.
 
 The target logit becomes s * (cos(m1*theta + m2) - m3), the others s * cos(theta)
-(arcface_torch `CombinedMarginLoss`): ArcFace = (1, 0.5, 0), CosFace = (1, 0, 0.4). As in
-arcface_torch's ArcFace, where m1*theta + m2 would pass pi (cos no longer decreasing in theta) the
-target falls back to cos(theta) - sin(pi - m2)*m2 - m3 (m1 = 1), or to cos(theta) shifted to meet
-the curve at that point (m1 != 1), so the logit stays monotonic in theta.
+(arcface_torch `CombinedMarginLoss`): ArcFace = (1, 0.5, 0), CosFace = (1, 0, 0.4).
+As in current arcface_torch (since its commit 657ae30e, Dec 2022) the margin's value is
+computed without gradient and the gradient passes straight through it: d logit / d cos = s for
+every entry, the target included. With m1 = 1 the value is cos(theta + m2) over the whole range
+(no linear fallback past theta = pi - m2). The reference has no m1 != 1 and ignores m2 when
+m3 > 0; here (1, m2, m3) is cos(theta + m2) - m3, and m1 != 1 follows cos(m1*theta + m2) up to
+m1*theta + m2 = pi, then cos(theta) shifted to meet -1 there (continuous and decreasing).
 Labels of -1 mark rows whose class is not among the logits' columns (they get no margin).
 
-Everything runs in float32 with cos clamped to [-1, 1] and sin computed from a floored 1 - cos^2,
-so the value and gradient stay finite at cos = +-1 and under fp16/bf16 autocast. Gradients are
-the exact derivative of the formula above (arcface_torch's current ArcFace instead passes the
-gradient straight through the arccos/cos; the forward values are identical).
+Everything runs in float32 (float64 stays float64) with cos clamped to [-1, 1]; arccos is only
+evaluated without gradient, so value and gradient are finite at cos = +-1 and under autocast.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from bench.core.errors import ConfigError
 from bench.core.registry import Registry
 
 LOSSES: Registry = Registry("loss")
-SIN_SQUARED_FLOOR = 1e-6  # keeps d sqrt(1 - cos^2) finite at cos = +-1
-ACOS_LIMIT = 1.0 - 1e-6  # acos' derivative is infinite at +-1
 
 
 class CombinedMargin(nn.Module):
@@ -39,40 +38,36 @@ class CombinedMargin(nn.Module):
                 "0 <= m2 < pi, m3 >= 0 (ArcFace: 64, 1.0, 0.5, 0.0; CosFace: 64, 1.0, 0.0, 0.4)"
             )
         self.s, self.m1, self.m2, self.m3 = float(s), float(m1), float(m2), float(m3)
-        self.cos_m = math.cos(m2)
-        self.sin_m = math.sin(m2)
-        # Past theta = pi - m2 the ArcFace curve turns back; use a linear stand-in there.
-        self.threshold = math.cos(math.pi - m2)
-        self.fallback = math.sin(math.pi - m2) * m2
-        # With m1 != 1 the curve reaches -1 at theta* = (pi - m2) / m1; past it, cos(theta)
-        # shifted to meet -1 there keeps the logit continuous and decreasing (arcface_torch's
-        # constant above is right for m1 = 1 only: with m1 = 1.2 the logit jumped up by 0.16).
+        # m1 != 1 only: past theta* = (pi - m2) / m1 the curve would turn back up; cos(theta)
+        # shifted by this much meets -1 at theta* instead.
         self.general_fallback = math.cos(min((math.pi - m2) / m1, math.pi)) + 1.0
 
     def extra_repr(self) -> str:
         return f"s={self.s}, m1={self.m1}, m2={self.m2}, m3={self.m3}"
 
+    @torch.no_grad()
     def target_logit(self, cos_target: torch.Tensor) -> torch.Tensor:
-        """Unscaled margin logit cos(m1*theta + m2) - m3 for the target cosines (float32)."""
+        """Unscaled margin value cos(m1*theta + m2) - m3 for the target cosines (no gradient)."""
         if self.m2 == 0.0 and self.m1 == 1.0:
-            return cos_target - self.m3  # CosFace: no trigonometry needed
+            return cos_target - self.m3  # CosFace / plain softmax: no trigonometry
+        theta = torch.acos(cos_target.clamp(-1.0, 1.0))
         if self.m1 == 1.0:
-            sin_target = (1.0 - cos_target * cos_target).clamp_min(SIN_SQUARED_FLOOR).sqrt()
-            shifted = cos_target * self.cos_m - sin_target * self.sin_m
-            in_range = cos_target > self.threshold
-        else:
-            theta = torch.acos(cos_target.clamp(-ACOS_LIMIT, ACOS_LIMIT))
-            shifted = torch.cos(self.m1 * theta + self.m2)
-            in_range = self.m1 * theta + self.m2 <= math.pi
-            return torch.where(in_range, shifted, cos_target - self.general_fallback) - self.m3
-        return torch.where(in_range, shifted, cos_target - self.fallback) - self.m3
+            return torch.cos(theta + self.m2) - self.m3  # arcface_torch: arccos, + m, cos
+        angle = self.m1 * theta + self.m2
+        shifted = torch.where(
+            angle <= math.pi, torch.cos(angle), cos_target - self.general_fallback
+        )
+        return shifted - self.m3
 
     def forward(self, cosine: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cosine = at_least_float32(cosine).clamp(-1.0, 1.0)
         rows = torch.nonzero(labels != -1, as_tuple=True)[0]
         columns = labels[rows].long()
-        # index_put on a copy (not in place on `cosine`) keeps autograd exact for both entries.
-        logits = cosine.index_put((rows, columns), self.target_logit(cosine[rows, columns]))
+        cos_target = cosine[rows, columns]
+        # Straight-through: the value is the margin's, the gradient that of the cosine itself
+        # (`cos - cos.detach()` is exactly 0, so the value is not rounded).
+        target = self.target_logit(cos_target) + (cos_target - cos_target.detach())
+        logits = cosine.index_put((rows, columns), target)
         return logits * self.s
 
 

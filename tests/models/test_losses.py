@@ -27,10 +27,8 @@ def test_arcface_target_is_s_cos_theta_plus_m_and_others_s_cos() -> None:
             c = cosine[row, column].item()
             if column != label:
                 expected = S * c
-            elif math.acos(c) + 0.5 <= math.pi:
+            else:  # cos(theta + m) over the whole range, as current arcface_torch
                 expected = S * math.cos(math.acos(c) + 0.5)
-            else:  # arcface_torch's fallback past theta + m = pi
-                expected = S * (c - math.sin(math.pi - 0.5) * 0.5)
             assert logits[row, column].item() == pytest.approx(expected, abs=1e-4)
 
 
@@ -71,11 +69,12 @@ def test_label_minus_one_gets_no_margin() -> None:
     ids=["arcface", "cosface", "softmax", "m1=1.2", "m1=2", "m1=0.8"],
 )
 def test_target_logit_is_monotonic_and_continuous_in_theta(margin: CombinedMargin) -> None:
-    cos_target = torch.cos(torch.linspace(0.0, math.pi, 20001))
+    # m1 = 1 follows cos(theta + m2) everywhere, as arcface_torch: decreasing up to pi - m2 only.
+    end = math.pi - margin.m2 if margin.m1 == 1.0 else math.pi
+    cos_target = torch.cos(torch.linspace(0.0, end, 20001))
     values = margin.target_logit(cos_target)
     assert (values[1:] <= values[:-1] + 1e-6).all()
-    if margin.m1 != 1.0:  # (m1 = 1 keeps arcface_torch's fallback: a 0.12 step down at pi - m2)
-        assert (values[:-1] - values[1:]).max() < 0.01  # no jump
+    assert (values[:-1] - values[1:]).max() < 0.01  # no jump
 
 
 @pytest.mark.parametrize(
