@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "generate the procedural demo training and evaluation sets"),
     "train": ("train", "train the fixed recipe on a prepared training set"),
     "eval": ("eval", "evaluate a model on the verification sets and write a result JSON"),
+    "ijb": ("ijb", "IJB-B / IJB-C template 1:1 verification and 1:N identification"),
     "export-onnx": ("export_onnx", "export a checkpoint to ONNX and check it with onnxruntime"),
     "bench": ("bench", "prepare + check + train + eval one training set (what `make bench` runs)"),
     "report": ("report", "rebuild the leaderboards, plots and tables from result JSONs"),
