@@ -54,8 +54,8 @@ test: ## run the test suite (what CI runs)
 test-fast: ## tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -n $(JOBS) -q -m "not slow"
 
-lint: ## ruff check + format check
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+lint: ## ruff check + format check + the import-direction contract (import-linter)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 format: ## ruff format + autofix
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

@@ -244,8 +244,9 @@ def _labels_and_first_bytes(dataset) -> tuple[list[int], bytes]:
 
 
 @pytest.mark.parametrize("start_method", ["spawn", "fork"])
-def test_every_format_works_in_worker_processes(tmp_path, start_method):
-    """Datasets cross process boundaries (DataLoader workers): handles re-open or are reused."""
+def test_folder_formats_work_in_forked_and_spawned_workers(tmp_path, start_method):
+    """Handles opened in the parent are re-opened (spawn) or reused safely (fork) by workers;
+    every format's spawn round-trip is also checked in test_registry.py."""
     dcface_folder(tmp_path / "dcface", raw_payload=False)
     vec2face_lmdb(tmp_path / "v.lmdb")
     image_folder(tmp_path / "folder")
@@ -256,8 +257,6 @@ def test_every_format_works_in_worker_processes(tmp_path, start_method):
     ]
     for dataset in datasets:
         dataset.encoded(0)  # open handles in the parent first
-        clone = pickle.loads(pickle.dumps(dataset))
-        assert _labels_and_first_bytes(clone) == _labels_and_first_bytes(dataset)
     with multiprocessing.get_context(start_method).Pool(1) as pool:
         results = pool.map(_labels_and_first_bytes, datasets)
     assert results == [_labels_and_first_bytes(dataset) for dataset in datasets]
