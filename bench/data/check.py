@@ -1,10 +1,11 @@
 """`bench check`: decode every image of a prepared set and compare it with manifest and registry.
 
-Problems (make `.ok` false): counts that differ from the registry or the manifest, checksum or
-layout mismatches, damaged records (each named by file, key and offset; the check goes on),
-undecodable images, images that are not 112x112. Findings that are reported
-but do not fail the check: duplicate images (same decoded pixels) and grayscale images (R=G=B),
-which real sets contain in small numbers.
+Problems (make `.ok` false): counts that differ from the registry's verified counts or the
+manifest, checksum or layout mismatches, damaged records (each named by file, key and offset; the
+check goes on), undecodable images, images that are not 112x112. Findings that are reported
+but do not fail the check: counts that differ from unverified registry counts (nobody has counted
+a real copy yet), duplicate images (same decoded pixels) and grayscale images (R=G=B), which real
+sets contain in small numbers.
 """
 
 from __future__ import annotations
@@ -133,17 +134,25 @@ def _inspect_chunk(dataset: TrainingRecords, indices: np.ndarray) -> list[tuple]
 
 
 def _compare_counts(report: CheckReport, expected: TrainingSet | None) -> None:
+    """Counts against the registry's release counts: a mismatch with verified counts is a
+    problem; with unverified ones (nobody counted a real copy yet) a warning that says what to do."""
     if expected is None:
         return
-    report.expected_images, report.expected_identities = expected.images, expected.identities
-    if report.images != expected.images:
-        report.problems.append(
-            f"{report.images:,} images, the registry expects {expected.images:,}"
-        )
-    if report.identities != expected.identities:
-        report.problems.append(
-            f"{report.identities:,} identities, the registry expects {expected.identities:,}"
-        )
+    counts = expected.expected_counts
+    report.expected_images, report.expected_identities = counts.images, counts.identities
+    found = {"images": report.images, "identities": report.identities}
+    for what, wanted in (("images", counts.images), ("identities", counts.identities)):
+        if found[what] == wanted:
+            continue
+        if counts.verified:
+            report.problems.append(f"{found[what]:,} {what}, the registry expects {wanted:,}")
+        else:
+            report.warnings.append(
+                f"{found[what]:,} {what}, the registry's unverified count is {wanted:,} "
+                f"(training.{expected.name}.release in the registry); if your copy is the "
+                f"official download, set training.{expected.name}.release.{what}: {found[what]} "
+                "and verified: true there, otherwise re-download it"
+            )
 
 
 def _compare_manifest(report: CheckReport, prepared: Path, counts: np.ndarray | None) -> None:

@@ -79,16 +79,18 @@ def _warn_against_registry(
             expected.format,
             dataset.format_name,
         )
-    if (len(dataset), identities) != (expected.images, expected.identities):
+    counts = expected.expected_counts
+    if (len(dataset), identities) != (counts.images, counts.identities):
         log.warning(
-            "%s: %d images / %d identities, the registry entry %s expects %d / %d "
+            "%s: %d images / %d identities, the registry entry %s expects %d / %d%s "
             "(`bench check` will report this)",
             dataset.path,
             len(dataset),
             identities,
             expected.name,
-            expected.images,
-            expected.identities,
+            counts.images,
+            counts.identities,
+            "" if counts.verified else " (unverified counts)",
         )
 
 

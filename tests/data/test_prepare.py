@@ -19,6 +19,7 @@ from PIL import Image
 
 import bench.data.parallel as parallel_module
 import bench.data.prepare as prepare_module
+from bench.catalog import Release
 from bench.cli import main as cli_main
 from bench.core.errors import DatasetError, FormatError
 from bench.data.check import check
@@ -66,7 +67,14 @@ def encode_as(image: np.ndarray, kind: str) -> bytes:
 
 def expected(images: int, identities: int, name: str = "tiny") -> SimpleNamespace:
     """Stand-in for a registry entry (the fields prepare/check read)."""
-    return SimpleNamespace(name=name, images=images, identities=identities, format="image_folder")
+    counts = Release(identities=identities, images=images, verified=True)
+    return SimpleNamespace(
+        name=name,
+        images=images,
+        identities=identities,
+        format="image_folder",
+        expected_counts=counts,
+    )
 
 
 COUNTS = {"alice": 3, "bob": 1, "carol": 4}
