@@ -5,11 +5,13 @@ plain grid of the demo preview). One row-drawing helper serves every captioned s
 from __future__ import annotations
 
 from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from bench.core import io
 from bench.core.errors import EvalError
 
 
@@ -79,9 +81,9 @@ def draw_overview(result: dict, path: Path) -> Path:
         if series or lines:
             axis.legend(fontsize=7)
     figure.suptitle(f"{result['dataset']}: dataset diagnostics")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
-    return path
+    buffer = BytesIO()  # drawn into memory, then written atomically (a kill keeps the old one)
+    figure.savefig(buffer, format="png", dpi=90)
+    return io.atomic_write_bytes(path, buffer.getvalue())
 
 
 def draw_rows(
@@ -103,9 +105,9 @@ def draw_rows(
         start = gap + left * (tile + gap) + 3 * gap
         for column, image in enumerate(right_images):
             sheet.paste(Image.fromarray(image), (start + column * (tile + gap), top + caption))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
-    return path
+    buffer = BytesIO()
+    sheet.save(buffer, format="PNG")
+    return io.atomic_write_bytes(path, buffer.getvalue())
 
 
 def leakage_sheet(

@@ -46,6 +46,11 @@ TARGET_FIELDS: dict[str, tuple] = {
     "scores_b64": (str,),
     "issame_b64": (str,),
 }
+# Metrics that are fractions: finite and within [0, 1] (None allowed where TARGET_FIELDS says so).
+UNIT_FIELDS = ("acc", "acc_std", "val", "val_std", "far", "auc", "eer")
+# Metrics that only have to be finite and not negative (distances, norms).
+NON_NEGATIVE_FIELDS = ("threshold", "xnorm")
+MEAN_TOLERANCE = 1e-6  # mean_acc against the mean of the target accuracies
 
 
 def encode_scores(scores: np.ndarray) -> str:
@@ -107,15 +112,17 @@ def build_result(
         "mean_acc": float(np.mean([entry["acc"] for entry in targets.values()]))
         if targets
         else 0.0,
-        "provenance": provenance(device),
+        "provenance": provenance(device, data=(run or {}).get("data")),
     }
     validate_result(result)
     return result
 
 
-def provenance(device: str | None = None) -> dict:
-    """Where and with what a result was produced."""
+def provenance(device: str | None = None, data: dict | None = None) -> dict:
+    """Where and with what a result was produced; `data`: the prepared training set's identity
+    (its content_sha256 tells two users whether they trained on the same bytes)."""
     return {
+        **({"data": dict(data)} if data else {}),
         "git_sha": git_sha(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "hostname": socket.gethostname(),
@@ -198,7 +205,71 @@ def validate_result(result: Any, source: str = "<result>") -> dict:
     for key in ("git_sha", "created", "hostname", "hardware"):
         _require(result["provenance"], key, (str,), f"{source}: provenance")
     _require(result["provenance"], "software", (dict,), f"{source}: provenance")
+    _check_mean(result, source)
+    if result["run"] is not None:
+        _validate_run(result["run"], f"{source}: run")
     return result
+
+
+def _check_mean(result: dict, source: str) -> None:
+    """mean_acc is a fraction and the mean of the target accuracies (a ranked number)."""
+    mean = _fraction(result["mean_acc"], f"{source}: mean_acc")
+    expected = float(np.mean([entry["acc"] for entry in result["targets"].values()]))
+    if abs(mean - expected) > MEAN_TOLERANCE:
+        raise ResultError(
+            f"{source}: mean_acc {mean!r} is not the mean of the target accuracies "
+            f"({expected!r}); the file was edited or is corrupt: re-run `bench eval`"
+        )
+
+
+def _validate_run(run: Any, where: str) -> None:
+    """The training-run block the report groups by: names are strings, the seed an integer."""
+    if not isinstance(run, dict):
+        raise ResultError(f"{where}: must be an object or null")
+    for key in ("dataset", "recipe", "recipe_hash"):
+        if run.get(key) is not None and not isinstance(run[key], str):
+            raise ResultError(f"{where}: key {key!r} must be a string, got {run[key]!r}")
+    seed = run.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ResultError(f"{where}: 'seed' must be a non-negative integer or null, got {seed!r}")
+
+
+def _fraction(value: Any, where: str) -> float:
+    """A finite number within [0, 1], or ResultError naming `where`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ResultError(f"{where}: must be a number, got {value!r}")
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ResultError(f"{where}: {value!r} is impossible (a fraction must be within [0, 1])")
+    return float(value)
+
+
+def _check_ranges(entry: dict, where: str) -> None:
+    """Every number of a target entry is finite and within its range; counts are positive."""
+    if entry["pairs"] < 1:
+        raise ResultError(f"{where}: 'pairs' must be a positive count, got {entry['pairs']!r}")
+    for key in UNIT_FIELDS:
+        if entry[key] is not None:
+            _fraction(entry[key], f"{where}.{key}")
+    for key in NON_NEGATIVE_FIELDS:
+        if not math.isfinite(entry[key]) or entry[key] < 0:
+            raise ResultError(f"{where}.{key}: {entry[key]!r} must be finite and >= 0")
+    for name, value in entry["tar_at_far"].items():
+        if value is not None:
+            _fraction(value, f"{where}.tar_at_far.{name}")
+    folds = entry.get("fold_accuracies", [])
+    if not isinstance(folds, list):
+        raise ResultError(f"{where}.fold_accuracies: must be a list")
+    for index, value in enumerate(folds):
+        _fraction(value, f"{where}.fold_accuracies[{index}]")
+    for index, value in enumerate(entry["fold_thresholds"]):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ResultError(f"{where}.fold_thresholds[{index}]: must be a number")
+        if not math.isfinite(value):
+            raise ResultError(f"{where}.fold_thresholds[{index}]: {value!r} is not finite")
+    for key in ("fpr", "tpr"):
+        for index, value in enumerate(entry["roc"][key]):
+            if value is not None:
+                _fraction(value, f"{where}.roc.{key}[{index}]")
 
 
 def _validate_target(entry: Any, where: str) -> None:
@@ -208,6 +279,7 @@ def _validate_target(entry: Any, where: str) -> None:
         _require(entry, key, kinds, where)
     for key in ("fpr", "tpr"):
         _require(entry["roc"], key, (list,), f"{where}.roc")
+    _check_ranges(entry, where)
     try:
         scores = decode_scores(entry["scores_b64"])
         decode_issame(entry["issame_b64"], entry["pairs"])
@@ -217,6 +289,8 @@ def _validate_target(entry: Any, where: str) -> None:
         raise ResultError(
             f"{where}: scores_b64 holds {scores.size} scores for {entry['pairs']} pairs"
         )
+    if not np.isfinite(scores).all():
+        raise ResultError(f"{where}: scores_b64 holds non-finite distances")
 
 
 def _require(mapping: dict, key: str, kinds: tuple, where: str) -> None:
@@ -240,9 +314,26 @@ def read_result(path: str | os.PathLike) -> dict:
     """Load and validate a result JSON."""
     path = Path(path)
     try:
-        result = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ResultError(f"result file {path} not found") from None
+    except OSError as error:
+        raise ResultError(f"{path}: cannot be read ({error.strerror or error})") from None
+    try:
+        result = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError as error:
+        raise ResultError(
+            f"{path}: not UTF-8 text (byte {error.start}); re-run `bench eval`"
+        ) from None
     except json.JSONDecodeError as error:
         raise ResultError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise ResultError(f"{path}: nested too deeply to be a result JSON") from None
+    except ValueError as error:  # e.g. an integer of more digits than Python converts
+        raise ResultError(f"{path}: not a valid result JSON ({error})") from None
     return validate_result(result, str(path))
+
+
+def _refuse_constant(name: str) -> None:
+    """Strict JSON: NaN/Infinity are not numbers a result may hold (NaN is stored as null)."""
+    raise ValueError(f"{name} is not allowed (a metric must be finite; NaN is stored as null)")

@@ -16,11 +16,13 @@ import jinja2
 
 from bench.catalog import STANDARD_TARGETS, Catalog
 from bench.core.errors import BenchError, ResultError
+from bench.core.io import atomic_write_text
 from bench.report import audit, exports, plots, stats
 from bench.report.tables import Row, Score, Suite, build_suites, load_results
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+CONTENT_HASH_SHOWN = 12  # characters of a training set's content_sha256 in provenance
 
 
 @dataclass
@@ -60,8 +62,7 @@ def build_reports(
         ("leaderboard.md.j2", "leaderboard.md", False),
         ("leaderboard.html.j2", "leaderboard.html", True),
     ):
-        path = out_dir / name
-        path.write_text(render(template, context, autoescape=escape), encoding="utf-8")
+        path = atomic_write_text(out_dir / name, render(template, context, autoescape=escape))
         summary.written.append(path)
     for warning in summary.warnings:
         log.warning("%s", warning)
@@ -284,9 +285,13 @@ def _p_value(test) -> str:
 
 def _provenance(run) -> str:
     origin = run.data.get("provenance") or {}
+    # The prepared set's content hash (results written before it existed have none): rows on
+    # different bytes of "the same" set show different hashes.
+    content = (origin.get("data") or {}).get("content_sha256")
+    data = f"data {str(content)[:CONTENT_HASH_SHOWN]}, " if content else ""
     return (
         f"{run.name}: seed {run.seed}, recipe {run.recipe} (hash {run.recipe_hash or '-'}), "
-        f"git {str(origin.get('git_sha', '-'))[:10]}, {origin.get('created', '-')}, "
+        f"{data}git {str(origin.get('git_sha', '-'))[:10]}, {origin.get('created', '-')}, "
         f"{origin.get('hardware', '-')}"
     )
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import html
 import logging
-import shutil
 from pathlib import Path
 
 from bench.core.errors import ResultError
+from bench.core.io import atomic_write_bytes
 from bench.diagnostics.drawing import draw_overview
 from bench.diagnostics.results import headline, read_diagnostics
 
@@ -72,7 +72,7 @@ def _card(path: Path, out_dir: Path) -> dict:
             source = path.parent / section["contact_sheet"]
             if not source.is_file():
                 raise ResultError(f"{path}: contact sheet {source} is missing; rerun diagnose")
-            images.append(Path(shutil.copyfile(source, cards_dir / source.name)))
+            images.append(atomic_write_bytes(cards_dir / source.name, source.read_bytes()))
     model = (result.get("model") or {}).get("path") or "callable"
     links = [f"{CARDS_DIR}/{image.name}" for image in images]
     return {

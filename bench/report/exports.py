@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 from bench.catalog import Catalog
+from bench.core.io import atomic_write_text
 from bench.report.tables import Score, Suite
 
 _LATEX_SPECIAL = {
@@ -21,6 +22,23 @@ _LATEX_SPECIAL = {
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
 }
+
+
+# A cell starting with one of these is a formula to Excel/LibreOffice/Sheets (OWASP "CSV
+# injection"): such text cells get a leading apostrophe, which spreadsheets show as text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell that no spreadsheet evaluates: text starting like a formula is quoted with '.
+    Numbers (a negative gap, say) are data and stay as they are."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_STARTS):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
 
 
 def write_csv(suites: list[Suite], path: Path) -> Path:
@@ -57,14 +75,13 @@ def write_csv(suites: list[Suite], path: Path) -> Path:
             for target in suite.targets:
                 score = row.scores[target]
                 writer.writerow(
-                    common
+                    [csv_cell(cell) for cell in common]
                     + [target, f"{score.value:.4f}", f"{score.spread:.4f}", score.kind]
                     + [f"{row.mean.value:.4f}", f"{row.mean.spread:.4f}"]
                     + ["" if test is None else str(test.tied).lower()]
                     + ["" if test is None else f"{test.p_value:.4g}"]
                 )
-    path.write_text(buffer.getvalue(), encoding="utf-8")
-    return path
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def latex_escape(text: str) -> str:
@@ -119,5 +136,4 @@ def write_latex(suites: list[Suite], catalog: Catalog, path: Path) -> Path:
     for suite in suites:
         parts.append(f"% Targets: {', '.join(suite.targets)}")
         parts.append(latex_table(suite, catalog))
-    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
-    return path
+    return atomic_write_text(path, "\n\n".join(parts) + "\n")

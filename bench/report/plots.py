@@ -10,11 +10,13 @@ import json
 import logging
 import textwrap
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 
 from bench.catalog import Catalog
+from bench.core.io import atomic_write_bytes
 from bench.report.tables import Row, RunResult, Suite
 
 log = logging.getLogger(__name__)
@@ -47,9 +49,15 @@ def _save(figure, out_dir: Path, stem: str, title: str) -> Plot:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
+    # Drawn into memory, then written atomically: a killed report leaves the previous figure.
     with matplotlib.rc_context(_RC):
-        figure.savefig(png, format="png", metadata={"Software": None})
-        figure.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+        for path, kind, metadata in (
+            (png, "png", {"Software": None}),
+            (svg, "svg", {"Date": None, "Creator": None}),
+        ):
+            buffer = BytesIO()
+            figure.savefig(buffer, format=kind, metadata=metadata)
+            atomic_write_bytes(path, buffer.getvalue())
     return Plot(title=title, png=png, svg=svg)
 
 

@@ -103,6 +103,10 @@ def load_results(results_dir: Path) -> tuple[list[RunResult], list[str]]:
         except BenchError as error:
             warnings.append(f"{name}: left out of the report: {error}")
             continue
+        except (TypeError, KeyError, AttributeError, ValueError) as error:
+            # A shape the schema check did not foresee: one bad file never costs the others.
+            warnings.append(f"{name}: left out of the report: malformed result ({error!r})")
+            continue
         runs.append(RunResult(path=path, name=name, data=data))
     return runs, warnings
 
