@@ -82,8 +82,8 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     epochs: int = 30
-    warmup_epochs: float = 1.0
-    lr_power: float = 2.0
+    warmup_epochs: float = 0.0
+    lr_power: float = 1.0  # arcface_torch: linear decay (PolynomialLRWarmup, power 1)
     lr_schedule: str = "poly"  # poly (lr_power) | step (lr_milestones, lr_step_factor)
     lr_milestones: tuple[float, ...] = ()  # epochs at which the step schedule multiplies the lr
     lr_step_factor: float = 0.1

@@ -39,7 +39,7 @@ from bench.train.config import (
 from bench.train.dist import convert_sync_batchnorm
 from bench.train.model import TrainModule, backbone_kwargs, build_train_module
 from bench.train.progress import Progress
-from bench.train.schedule import learning_rate
+from bench.train.schedule import recipe_learning_rate
 from bench.train.step import (
     autocast_dtype,
     clipped_parameters,
@@ -165,9 +165,7 @@ def _run(
     try:
         for batch in loader:
             step = state.step
-            lr = learning_rate(
-                step, derived.lr, derived.total_steps, derived.warmup_steps, cfg.lr_power
-            )
+            lr = recipe_learning_rate(step, cfg, derived)  # poly or step (cfg.lr_schedule)
             for group in state.optimizer.param_groups:
                 group["lr"] = lr
             seed_step(cfg.seed, step, context.rank)  # dropout / Partial FC draws: f(step, rank)

@@ -8,9 +8,12 @@ import copy
 import arcface_reference as reference
 import pytest
 import torch
+from helpers import CONFIGS
 
 from backbones import build_backbone
+from bench.train.config import derive, load_config
 from bench.train.model import TrainModule
+from bench.train.schedule import learning_rate, recipe_learning_rate
 from bench.train.step import clipped_parameters, optimizer_step
 from losses import build_head
 
@@ -66,3 +69,29 @@ def test_clip_scope_all_clips_backbone_and_centres_together() -> None:
     updates = [p - q for p, q in zip(module.parameters(), before.parameters(), strict=True)]
     norm = torch.linalg.vector_norm(torch.stack([u.norm() for u in updates]))
     assert norm.item() == pytest.approx(5.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("total", [1, 7, 30])
+def test_schedule_without_warmup_equals_polynomial_lr_warmup_at_every_step(total: int) -> None:
+    expected = reference.polynomial_lr(0.1, 0, total, total + 3)
+    ours = [learning_rate(step, 0.1, total, 0, 1.0) for step in range(total + 3)]
+    assert ours == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_schedule_warmup_ramp_is_the_references_one_step_earlier() -> None:
+    """Documented difference (bench/train/schedule.py): the reference's step 0 keeps the full lr
+    and its ramp reaches step k's value k / warmup one step later; equal from the warmup's end."""
+    total, warmup, peak = 20, 4, 0.1
+    expected = reference.polynomial_lr(peak, warmup, total, total + 2)
+    ours = [learning_rate(step, peak, total, warmup, 1.0) for step in range(total + 2)]
+    assert ours[warmup:] == pytest.approx(expected[warmup:], rel=1e-12, abs=1e-15)
+    assert ours[: warmup - 1] == pytest.approx(expected[1:warmup])
+    assert expected[0] == peak and ours[0] == peak / warmup
+
+
+def test_recipe_schedule_is_arcface_torchs_for_every_step() -> None:
+    cfg = load_config(CONFIGS / "ir50_arcface.yaml")
+    derived = derive(cfg, num_images=5_000, world_size=1)  # 9 steps per epoch, 270 in all
+    expected = reference.polynomial_lr(derived.lr, 0, derived.total_steps, derived.total_steps)
+    ours = [recipe_learning_rate(k, cfg, derived) for k in range(derived.total_steps)]
+    assert ours == pytest.approx(expected, rel=1e-9, abs=1e-15)
