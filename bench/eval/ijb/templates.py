@@ -3,9 +3,8 @@
 Per image: flip-sum (model(x) + model(mirror(x))) or the plain embedding, optionally L2
 normalised, optionally weighted by the detector score. Per template: the mean over the frames
 of one media (one video or one still), summed over the media, then L2 normalised in float64.
-insightface does this with a Python loop over templates and media; here one stable sort and two
-np.add.reduceat calls give the same float32 sums in the same order, so the result is bitwise
-equal to the loop (tests/eval/test_ijb_scoring.py checks it)."""
+insightface does this with a Python loop over templates and media; here vectorised group sums
+add the same float32 rows in the same order, so the result is bitwise equal to the loop (tests/eval/test_ijb_scoring.py checks it)."""
 
 from __future__ import annotations
 
@@ -74,21 +73,33 @@ def pool_templates(features: np.ndarray, templates: np.ndarray, medias: np.ndarr
             f"{len(features)} image features for {len(templates)} media-list rows; "
             "row i of the features must be line i of the meta files"
         )
-    # Stable: within one (template, media) the frames keep file order, as np.where gives them.
-    order = np.lexsort((medias, templates))
-    sorted_templates, sorted_medias = templates[order], medias[order]
-    new_group = np.r_[
-        True,
-        (sorted_templates[1:] != sorted_templates[:-1]) | (sorted_medias[1:] != sorted_medias[:-1]),
-    ]
-    media_starts = np.flatnonzero(new_group)
-    counts = np.diff(np.r_[media_starts, len(order)]).astype(np.float32)
-    media_sums = np.add.reduceat(features[order], media_starts, axis=0)
-    media_means = media_sums / counts[:, np.newaxis]  # float32, as np.mean of float32 frames
-    media_templates = sorted_templates[media_starts]
-    template_starts = np.flatnonzero(np.r_[True, media_templates[1:] != media_templates[:-1]])
-    template_sums = np.add.reduceat(media_means, template_starts, axis=0)
-    return Templates(
-        ids=media_templates[template_starts],
-        features=l2_normalize(template_sums.astype(np.float64)),
+    # One group per (template, media), numbered in (template, media) order.
+    media_keys, media_of_row = np.unique(
+        np.stack([templates, medias], axis=1), axis=0, return_inverse=True
     )
+    media_of_row = media_of_row.reshape(-1)
+    counts = np.bincount(media_of_row, minlength=len(media_keys)).astype(np.float32)
+    media_sums = ordered_group_sum(features, media_of_row, len(media_keys))
+    media_means = media_sums / counts[:, np.newaxis]  # float32, as np.mean of float32 frames
+    ids, template_of_media = np.unique(media_keys[:, 0], return_inverse=True)
+    template_sums = ordered_group_sum(media_means, template_of_media.reshape(-1), len(ids))
+    return Templates(ids=ids, features=l2_normalize(template_sums.astype(np.float64)))
+
+
+def ordered_group_sum(values: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
+    """Row sums per group, each accumulated one row after another in the rows' order.
+
+    float32 addition is not associative: the reference's np.mean / np.sum over axis 0 add rows
+    sequentially, so this does too (np.add.reduceat does not, np.add.at is 20x slower). Step k
+    adds the k-th row of every group that has one: as many steps as the largest group."""
+    order = np.argsort(group, kind="stable")
+    sorted_group = group[order]
+    starts = np.searchsorted(sorted_group, np.arange(groups))
+    position = np.arange(len(order)) - starts[sorted_group]  # rank of each row in its group
+    by_position = np.argsort(position, kind="stable")
+    bounds = np.searchsorted(position[by_position], np.arange(position.max(initial=0) + 2))
+    sums = np.zeros((groups, values.shape[1]), dtype=values.dtype)
+    for step in range(len(bounds) - 1):
+        members = order[by_position[bounds[step] : bounds[step + 1]]]
+        sums[group[members]] += values[members]  # one row per group: no repeated index
+    return sums
