@@ -103,7 +103,9 @@ def run_benchmark(name: str, catalog: Catalog, options: BenchOptions) -> Path:
         catalog=catalog,
         device=options.device,
     )
-    return evaluate_run(entry, catalog, options, checkpoint, run_dir, recipe, config_hash(config))
+    return evaluate_run(
+        entry, catalog, options, checkpoint, run_dir, recipe, config_hash(config), prepared
+    )
 
 
 def evaluate_run(
@@ -114,8 +116,10 @@ def evaluate_run(
     run_dir: Path,
     recipe: str,
     recipe_hash: str,
+    prepared: Path | None = None,
 ) -> Path:
-    """Evaluate the final checkpoint of a run and write its result JSON."""
+    """Evaluate the final checkpoint of a run and write its result JSON (with the prepared set's
+    content hash in its provenance)."""
     from bench.eval.run import evaluate_checkpoint_run
 
     out = options.results_root / entry.name / f"{run_dir.name}.json"
@@ -131,5 +135,6 @@ def evaluate_run(
         device=options.device,
         batch_size=options.batch_size,
         recipe_hash=recipe_hash,
+        prepared=prepared,
     )
     return out

@@ -1,7 +1,13 @@
-"""manifest.json of a prepared set: what `prepare` wrote (counts and checksums), schema 1."""
+"""manifest.json of a prepared set: what `prepare` wrote (counts and checksums), schema 1.
+
+`content_sha256` identifies the set's content independently of how it was packed: the sha256 of
+the concatenated (label as int64 little-endian, sha256 of the stored image bytes) of every record
+in written order. Two users whose prepared sets share it trained on the same images and labels.
+Manifests written before it existed read as "" (re-run `bench prepare --force` to add it)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -13,6 +19,24 @@ from bench.core.errors import DatasetError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+OPTIONAL_KEYS = {"content_sha256"}  # added after schema 1 was first written
+
+
+class ContentHasher:
+    """Accumulates content_sha256 over (stored bytes, label) records as they are written."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+
+    def add(self, record: tuple) -> tuple:
+        """Hash one (stored bytes, label) record and pass it on unchanged."""
+        buf, label = record
+        self._digest.update(int(label).to_bytes(8, "little", signed=True))
+        self._digest.update(hashlib.sha256(buf).digest())
+        return record
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -27,6 +51,7 @@ class Manifest:
     rec_sha256: str
     idx_sha256: str
     created: str
+    content_sha256: str = ""  # "" in manifests written before content hashes existed
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -53,13 +78,13 @@ def read_manifest(prepared: str | os.PathLike) -> Manifest:
             f" is not {SCHEMA_VERSION}; re-run `bench prepare --force`"
         )
     known = set(Manifest.__dataclass_fields__) - {"extra"}
-    missing = sorted(known - set(data))
+    missing = sorted(known - set(data) - OPTIONAL_KEYS)
     if missing:
         raise DatasetError(
             f"{path}: key(s) {', '.join(missing)} missing; re-run `bench prepare --force`"
         )
     extra = {key: value for key, value in data.items() if key not in known}
-    return Manifest(**{key: data[key] for key in known}, extra=extra)
+    return Manifest(**{key: data[key] for key in known if key in data}, extra=extra)
 
 
 def write_manifest(prepared: Path, manifest: Manifest) -> Path:

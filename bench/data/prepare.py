@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from bench.core import io
+from bench.core import io, leftovers, lock
 from bench.core.errors import DatasetError, FormatError
-from bench.data.manifest import MANIFEST_NAME, Manifest, write_manifest
+from bench.data.manifest import MANIFEST_NAME, ContentHasher, Manifest, write_manifest
 from bench.data.parallel import map_chunks, record_chunks
 from bench.formats import TrainingRecords, image_extension, open_dataset, write_canonical
 from bench.formats.insightface import IDX_NAME, REC_NAME
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from bench.catalog import TrainingSet
 
 log = logging.getLogger(__name__)
+STAGING_KIND = "preparing"  # `.NAME.preparing-PID-XXXX`: the staging folder of a prepare
 
 
 def _read_chunk(dataset: TrainingRecords, indices: np.ndarray, labels: np.ndarray) -> list:
@@ -107,7 +108,17 @@ def prepare(
     source, out_dir = Path(source), Path(out_dir)
     if not source.exists():
         raise DatasetError(f"{source}: training set {name!r} not found")
-    check_destination(out_dir, force)
+    # One prepare per target at a time; what a killed one left is cleaned (or restored) first.
+    with lock.exclusive(out_dir, "prepare"):
+        leftovers.clean_directory_leftovers(out_dir, STAGING_KIND)
+        check_destination(out_dir, force)
+        return _prepare(name, source, out_dir, workers, expected)
+
+
+def _prepare(
+    name: str, source: Path, out_dir: Path, workers: int, expected: TrainingSet | None
+) -> Manifest:
+    """The conversion itself, under the target's lock."""
     dataset = open_dataset(source)
     labels, identities = contiguous_labels(dataset.labels, str(dataset.path))
     _warn_against_registry(dataset, identities, expected)
@@ -118,7 +129,7 @@ def prepare(
     manifest = io.atomic_directory(
         out_dir,
         lambda staging: _write_prepared(name, dataset, labels, identities, staging, workers),
-        staging_kind="preparing",
+        staging_kind=STAGING_KIND,
     )
     return manifest
 
@@ -135,7 +146,9 @@ def _write_prepared(
     order = np.argsort(labels, kind="stable")  # group by identity, keep order within one
     tasks = ((chunk, labels[chunk]) for chunk in record_chunks(order))
     records = (item for chunk in map_chunks(dataset, _read_chunk, tasks, workers) for item in chunk)
-    progress = tqdm(records, total=len(order), desc=f"prepare {name}", unit="img", disable=None)
+    hasher = ContentHasher()  # over the records as written: no second pass over the files
+    hashed = (hasher.add(record) for record in records)
+    progress = tqdm(hashed, total=len(order), desc=f"prepare {name}", unit="img", disable=None)
     counts = write_canonical(staging, progress, identities)
     manifest = Manifest(
         name=name,
@@ -146,6 +159,7 @@ def _write_prepared(
         rec_sha256=io.sha256_file(staging / REC_NAME),
         idx_sha256=io.sha256_file(staging / IDX_NAME),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        content_sha256=hasher.hexdigest(),
     )
     write_manifest(staging, manifest)
     return manifest

@@ -100,9 +100,14 @@ def _nan_to_none(value: Any) -> Any:
 
 
 def build_result(
-    model: dict, targets: dict[str, dict], run: dict | None = None, device: str | None = None
+    model: dict,
+    targets: dict[str, dict],
+    run: dict | None = None,
+    device: str | None = None,
+    warnings: list[str] | None = None,
 ) -> dict:
-    """A complete, validated result dict (model info, per-target entries, mean, provenance)."""
+    """A complete, validated result dict (model info, per-target entries, mean, provenance,
+    `warnings`: what makes the numbers suspect, e.g. degenerate embeddings)."""
     result = {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,
@@ -113,6 +118,7 @@ def build_result(
         if targets
         else 0.0,
         "provenance": provenance(device, data=(run or {}).get("data")),
+        "warnings": list(warnings or []),
     }
     validate_result(result)
     return result
@@ -206,6 +212,9 @@ def validate_result(result: Any, source: str = "<result>") -> dict:
         _require(result["provenance"], key, (str,), f"{source}: provenance")
     _require(result["provenance"], "software", (dict,), f"{source}: provenance")
     _check_mean(result, source)
+    warnings = result.get("warnings", [])
+    if not isinstance(warnings, list) or not all(isinstance(item, str) for item in warnings):
+        raise ResultError(f"{source}: 'warnings' must be a list of strings")
     if result["run"] is not None:
         _validate_run(result["run"], f"{source}: run")
     return result

@@ -11,11 +11,13 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from bench.catalog import Catalog, load_catalog
 from bench.core.errors import DatasetError
+from bench.data.manifest import read_manifest
 from bench.eval.embed import (
     Embedder,
     checkpoint_embedder,
@@ -25,10 +27,11 @@ from bench.eval.embed import (
 )
 from bench.eval.protocol import verify
 from bench.eval.results import build_result as build_result_dict
-from bench.eval.results import target_entry, write_result
+from bench.eval.results import decode_scores, target_entry, write_result
 from bench.eval.sets import eval_set_path, load_eval_data, load_eval_set
 
 log = logging.getLogger(__name__)
+DEGENERATE_TOLERANCE = 1e-6  # XNorm / distance spread below which embeddings are degenerate
 
 
 def check_targets(targets: list[str], root: Path, catalog: Catalog) -> list[str]:
@@ -59,6 +62,8 @@ def evaluate(
         embed_seconds = time.perf_counter() - started
         metrics = verify(embeddings, data.issame)
         entries[name] = target_entry(metrics, data.issame, xnorm, data.sha256)
+        for warning in degenerate_warnings({name: entries[name]}):
+            log.warning("%s", warning)
         log.info(
             "%s: acc %.2f%% ± %.2f (%d pairs, embedded in %.1fs)",
             name,
@@ -72,19 +77,52 @@ def evaluate(
 
 def build_result(embedder: Embedder, entries: dict[str, dict], run: dict | None = None) -> dict:
     """The result dict of `embedder`'s evaluation (bench.eval.results schema, validated)."""
-    return build_result_dict(embedder.info.to_dict(), entries, run=run, device=embedder.device)
+    return build_result_dict(
+        embedder.info.to_dict(),
+        entries,
+        run=run,
+        device=embedder.device,
+        warnings=degenerate_warnings(entries),
+    )
+
+
+def degenerate_warnings(entries: dict[str, dict]) -> list[str]:
+    """What says a model's embeddings carry no information (an all-zero or constant model): an
+    XNorm of 0, or one distance for every pair. Its accuracy is then the share of the majority
+    label at one threshold - a number that looks like a result but is not one."""
+    warnings = []
+    for name, entry in entries.items():
+        scores = decode_scores(entry["scores_b64"])
+        if entry["xnorm"] < DEGENERATE_TOLERANCE:
+            warnings.append(
+                f"{name}: XNorm is {entry['xnorm']:.3g}: the model outputs (near-)zero embeddings; "
+                "its accuracy is meaningless (is this a trained model?)"
+            )
+        elif scores.size and float(np.ptp(scores)) < DEGENERATE_TOLERANCE:
+            warnings.append(
+                f"{name}: every pair has the same distance ({float(scores[0]):.3g}): the model "
+                "gives one embedding for every face; its accuracy is meaningless"
+            )
+    return warnings
 
 
 def run_info(
-    checkpoint: dict, dataset: str, recipe: str, run_dir: Path, recipe_hash: str | None = None
+    checkpoint: dict,
+    dataset: str,
+    recipe: str,
+    run_dir: Path,
+    recipe_hash: str | None = None,
+    prepared: Path | None = None,
 ) -> dict:
     """The result's `run` section: dataset, recipe, resolved config and training statistics.
 
     The recipe hash is the one the checkpoint records (bench.train stores it), else the caller's
-    (`recipe_hash`, computed from the recipe it trained with), else "unknown"."""
+    (`recipe_hash`, computed from the recipe it trained with), else "unknown". `prepared`: the
+    prepared set it trained on, whose manifest identifies the data (`data`, also in provenance)."""
     config = dict(checkpoint.get("config") or {})
     log_path = Path(run_dir) / "log.jsonl"
     return {
+        **({"data": prepared_data(Path(prepared))} if prepared is not None else {}),
         "dataset": dataset,
         "recipe": recipe,
         "recipe_hash": str(checkpoint.get("config_hash") or recipe_hash or "unknown"),
@@ -96,6 +134,19 @@ def run_info(
             **_train_log_stats(log_path),
             "log": str(log_path),
         },
+    }
+
+
+def prepared_data(prepared: Path) -> dict:
+    """Name, counts and hashes of a prepared set from its manifest (content_sha256 "unknown" for
+    sets prepared before content hashes existed)."""
+    manifest = read_manifest(prepared)
+    return {
+        "name": manifest.name,
+        "images": manifest.images,
+        "identities": manifest.identities,
+        "content_sha256": manifest.content_sha256 or "unknown",
+        "rec_sha256": manifest.rec_sha256,
     }
 
 
@@ -152,6 +203,7 @@ def evaluate_checkpoint_run(
     device: str | None = None,
     batch_size: int = 512,
     recipe_hash: str | None = None,
+    prepared: Path | None = None,
 ) -> dict:
     """Evaluate a run's final checkpoint and write its result JSON to `out`; returns the result."""
     targets = check_targets(targets, Path(data_root), catalog)  # fail before loading the model
@@ -159,7 +211,7 @@ def evaluate_checkpoint_run(
     embedder = checkpoint_embedder(state, Path(checkpoint), default_device(device))
     entries = evaluate(embedder, targets, Path(data_root), catalog, batch_size)
     result = build_result(
-        embedder, entries, run=run_info(state, dataset, recipe, run_dir, recipe_hash)
+        embedder, entries, run=run_info(state, dataset, recipe, run_dir, recipe_hash, prepared)
     )
     write_result(out, result)
     log.info("result written to %s (mean acc %.2f%%)", out, 100 * result["mean_acc"])
