@@ -56,17 +56,17 @@ def test_interrupt_and_resume_matches_uninterrupted(data, tmp_path, monkeypatch)
     overrides = ["epochs=2", "checkpoint_every=100"]  # checkpoints at epoch ends: steps 3, 6
     reference = load_checkpoint(train(load_config(CONFIG, overrides), data, tmp_path / "a"))
 
-    real = bench.train.loop.learning_rate
+    real = bench.train.loop.recipe_learning_rate
 
     def interrupt_at_step_5(step, *args):
         if step == 5:  # steps 4 and 5 done since the step-3 checkpoint: they are lost
             raise KeyboardInterrupt
         return real(step, *args)
 
-    monkeypatch.setattr(bench.train.loop, "learning_rate", interrupt_at_step_5)
+    monkeypatch.setattr(bench.train.loop, "recipe_learning_rate", interrupt_at_step_5)
     with pytest.raises(KeyboardInterrupt):
         train(load_config(CONFIG, overrides), data, tmp_path / "b")
-    monkeypatch.setattr(bench.train.loop, "learning_rate", real)
+    monkeypatch.setattr(bench.train.loop, "recipe_learning_rate", real)
     checkpoints = tmp_path / "b" / "checkpoints"
     assert [step for step, _ in list_checkpoints(checkpoints)] == [3]
     # A kill -9 during the next save would leave a partial tmp file: it must not matter.
