@@ -35,3 +35,7 @@ class ResultError(BenchError):
 
 class StorageError(BenchError):
     """A file could not be written (full disk, no permission); the previous copy is intact."""
+
+
+class BusyError(BenchError):
+    """Another live process holds the run directory or prepared set (see bench.core.lock)."""

@@ -92,11 +92,15 @@ def atomic_directory(
 
     An existing `target` is renamed aside first and deleted only once the new folder is in its
     place, so at every moment one complete copy exists. A failed or interrupted write leaves no
-    staging folder behind. Returns what `write` returned.
+    staging folder behind (a killed one does: bench.core.leftovers removes it on the next run).
+    Returns what `write` returned.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{staging_kind}-", dir=target.parent))
+    # The pid in the name tells a crashed writer's leftover from a live one (bench.core.leftovers).
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.{staging_kind}-{os.getpid()}-", dir=target.parent)
+    )
     finished = False
     try:
         value = write(staging)

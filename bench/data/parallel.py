@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -14,14 +17,24 @@ from bench.core import io
 from bench.formats import TrainingRecords
 
 CHUNK_SIZE = 1024  # records per worker task: large enough to amortise IPC, small for memory
+PARENT_POLL_SECONDS = 0.5  # how soon a worker notices that its parent was killed
 
 
 _WORKER_DATASET: TrainingRecords | None = None
 
 
-def _init_worker(dataset: TrainingRecords) -> None:
+def _init_worker(dataset: TrainingRecords, parent: int) -> None:
     global _WORKER_DATASET
     _WORKER_DATASET = dataset
+    # A killed parent (kill -9) cannot stop its workers: each one leaves when its parent is gone.
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Watchdog thread of a worker: exit at once when the parent process no longer exists."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)  # no clean-up to run: the parent that wanted the results is gone
 
 
 def _call_in_worker(function: Callable, *args: Any) -> Any:
@@ -42,7 +55,7 @@ def map_chunks(
         return
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(dataset,)
+        workers, mp_context=context, initializer=_init_worker, initargs=(dataset, os.getpid())
     )
     pending: deque = deque()
     try:

@@ -7,7 +7,10 @@ The result of a run is always the final model; periodic verification is only log
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from bench.catalog import Catalog, load_catalog
+from bench.core import io, leftovers, lock
 from bench.core.errors import TrainingError
 from bench.data.gpu_decode import BatchDecoder
 from bench.data.loader import GlobalBatchSampler, make_loader, open_training_set
@@ -81,14 +85,29 @@ def train(
             raise TrainingError("verify_every > 0 needs the data root (eval_root) of the eval sets")
         verification = Verification(Path(eval_root), catalog or load_catalog())
         check_targets(list(cfg.verify_targets), verification.root, verification.catalog)
-    context = dist.setup(device)
-    if not context.is_main:
-        logging.getLogger().setLevel(logging.WARNING)  # log lines come from rank 0 only
-    try:
-        with determinism(cfg, context.device):
-            return _run(cfg, Path(data_dir), Path(run_dir), resume, context, verification)
-    finally:
-        dist.teardown(context)
+    # One launch per run directory: rank 0 holds its lock (a second launch is refused at once,
+    # before its process group forms) and removes the temp files of a killed earlier launch.
+    with _run_lock(Path(run_dir)):
+        context = dist.setup(device)
+        if not context.is_main:
+            logging.getLogger().setLevel(logging.WARNING)  # log lines come from rank 0 only
+        try:
+            with determinism(cfg, context.device):
+                return _run(cfg, Path(data_dir), Path(run_dir), resume, context, verification)
+        finally:
+            dist.teardown(context)
+
+
+@contextmanager
+def _run_lock(run_dir: Path) -> Iterator[None]:
+    """The run directory's lock on the launch's rank 0 (torchrun sets RANK), nothing elsewhere."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    with lock.exclusive(run_dir, "training run"):
+        for directory in (run_dir, run_dir / "checkpoints"):
+            leftovers.clean_temp_files(directory)
+        yield
 
 
 @dataclass(frozen=True)
@@ -128,7 +147,7 @@ def _run(
     final_path = run_dir / FINAL_NAME
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(resolved_yaml(cfg), encoding="utf-8")
+        io.atomic_write_text(run_dir / "config.yaml", resolved_yaml(cfg))
         log.info("resolved config (hash %s):\n%s", config_hash(cfg), resolved_yaml(cfg))
         log.info("%s", derived)
 
