@@ -22,6 +22,7 @@ from tqdm import tqdm
 from bench.core import io, leftovers, lock
 from bench.core.errors import DatasetError, FormatError
 from bench.data.manifest import MANIFEST_NAME, ContentHasher, Manifest, write_manifest
+from bench.data.mask import load_mask
 from bench.data.parallel import map_chunks, record_chunks
 from bench.formats import TrainingRecords, image_extension, open_dataset, write_canonical
 from bench.formats.insightface import IDX_NAME, REC_NAME
@@ -69,7 +70,7 @@ def check_destination(out_dir: Path, force: bool) -> None:
 
 
 def _warn_against_registry(
-    dataset: TrainingRecords, identities: int, expected: TrainingSet | None
+    dataset: TrainingRecords, images: int, identities: int, expected: TrainingSet | None
 ) -> None:
     if expected is None:
         return
@@ -81,12 +82,12 @@ def _warn_against_registry(
             dataset.format_name,
         )
     counts = expected.expected_counts
-    if (len(dataset), identities) != (counts.images, counts.identities):
+    if (images, identities) != (counts.images, counts.identities):
         log.warning(
             "%s: %d images / %d identities, the registry entry %s expects %d / %d%s "
             "(`bench check` will report this)",
             dataset.path,
-            len(dataset),
+            images,
             identities,
             expected.name,
             counts.images,
@@ -103,8 +104,10 @@ def prepare(
     expected: TrainingSet | None = None,
     *,
     force: bool = False,
+    mask: str | os.PathLike | None = None,
 ) -> Manifest:
-    """Convert the training set at `source` into the canonical RecordIO + manifest in `out_dir`."""
+    """Convert the training set at `source` into the canonical RecordIO + manifest in `out_dir`;
+    with `mask` (bench.data.mask), only the records of `source` it selects."""
     source, out_dir = Path(source), Path(out_dir)
     if not source.exists():
         raise DatasetError(f"{source}: training set {name!r} not found")
@@ -112,23 +115,32 @@ def prepare(
     with lock.exclusive(out_dir, "prepare"):
         leftovers.clean_directory_leftovers(out_dir, STAGING_KIND)
         check_destination(out_dir, force)
-        return _prepare(name, source, out_dir, workers, expected)
+        return _prepare(name, source, out_dir, workers, expected, mask)
 
 
 def _prepare(
-    name: str, source: Path, out_dir: Path, workers: int, expected: TrainingSet | None
+    name: str,
+    source: Path,
+    out_dir: Path,
+    workers: int,
+    expected: TrainingSet | None,
+    mask: str | os.PathLike | None = None,
 ) -> Manifest:
     """The conversion itself, under the target's lock."""
     dataset = open_dataset(source)
-    labels, identities = contiguous_labels(dataset.labels, str(dataset.path))
-    _warn_against_registry(dataset, identities, expected)
+    selected = None if mask is None else load_mask(mask, len(dataset), str(dataset.path))
+    parent_labels = dataset.labels if selected is None else dataset.labels[selected]
+    labels, identities = contiguous_labels(parent_labels, str(dataset.path))
+    _warn_against_registry(dataset, len(labels), identities, expected)
     log.info("%s: %s, %d images, %d identities -> %s", source, dataset.format_name,
              len(labels), identities, out_dir)  # fmt: skip
     # Written into a staging folder beside out_dir and renamed into place when complete: an
     # interrupted prepare leaves no half-written set, and an old set stays until the new one is in.
     manifest = io.atomic_directory(
         out_dir,
-        lambda staging: _write_prepared(name, dataset, labels, identities, staging, workers),
+        lambda staging: _write_prepared(
+            name, dataset, labels, identities, staging, workers, selected
+        ),
         staging_kind=STAGING_KIND,
     )
     return manifest
@@ -141,13 +153,16 @@ def _write_prepared(
     identities: int,
     staging: Path,
     workers: int,
+    selected: np.ndarray | None = None,
 ) -> Manifest:
-    """Write the canonical files + manifest.json of `dataset` into `staging`."""
+    """Write the canonical files + manifest.json of `dataset` (of its `selected` records, whose
+    labels are `labels`) into `staging`."""
     order = np.argsort(labels, kind="stable")  # group by identity, keep order within one
-    tasks = ((chunk, labels[chunk]) for chunk in record_chunks(order))
-    records = (item for chunk in map_chunks(dataset, _read_chunk, tasks, workers) for item in chunk)
+    records = order if selected is None else selected[order]  # record indices in `dataset`
+    tasks = zip(record_chunks(records), record_chunks(labels[order]), strict=True)
+    items = (item for chunk in map_chunks(dataset, _read_chunk, tasks, workers) for item in chunk)
     hasher = ContentHasher()  # over the records as written: no second pass over the files
-    hashed = (hasher.add(record) for record in records)
+    hashed = (hasher.add(item) for item in items)
     progress = tqdm(hashed, total=len(order), desc=f"prepare {name}", unit="img", disable=None)
     counts = write_canonical(staging, progress, identities)
     manifest = Manifest(
