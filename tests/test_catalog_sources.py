@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import REPO
 
 from bench.catalog import load_catalog
 from bench.core.errors import CatalogError
@@ -84,3 +85,10 @@ def test_mistakes_name_the_key(tmp_path: Path, mutate, expected):
 def test_unknown_source_is_answered_with_close_matches():
     with pytest.raises(CatalogError, match="did you mean.*vec2face_readme"):
         load_catalog().source("vec2face_readm")
+
+
+def test_readme_lists_every_training_set():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Registered training sets") :]
+    for name in load_catalog().training:
+        assert f"| `{name}` |" in section, f"README's table of sets lacks {name}"
