@@ -44,6 +44,14 @@ from bench.train.dist import convert_sync_batchnorm
 from bench.train.model import TrainModule, backbone_kwargs, build_train_module
 from bench.train.progress import Progress
 from bench.train.schedule import recipe_learning_rate
+from bench.train.sharding import (
+    backbone_only_ddp,
+    checkpoint_parts,
+    is_sharded,
+    load_parts,
+    memory_line,
+    shard_head,
+)
 from bench.train.step import (
     autocast_dtype,
     clipped_parameters,
@@ -150,12 +158,16 @@ def _run(
         io.atomic_write_text(run_dir / "config.yaml", resolved_yaml(cfg))
         log.info("resolved config (hash %s):\n%s", config_hash(cfg), resolved_yaml(cfg))
         log.info("%s", derived)
+        log.info("%s", memory_line(cfg, num_classes, context, is_sharded(state.module)))
 
     # --- the model as the step sees it: DDP over ranks, optionally compiled ---------------
     model: nn.Module = state.module
     if context.distributed:
         device_ids = [device.index] if device.type == "cuda" else None
-        model = DistributedDataParallel(model, device_ids=device_ids)
+        if is_sharded(state.module):  # DDP over the backbone only: the centres are per rank
+            model = backbone_only_ddp(model, DistributedDataParallel, device_ids=device_ids)
+        else:
+            model = DistributedDataParallel(model, device_ids=device_ids)
     if cfg.compile:
         model = torch.compile(model)
     dtype = autocast_dtype(cfg, device)
@@ -228,8 +240,9 @@ def _run(
         progress.close()
 
     # --- the result: the final model, whatever verification said --------------------------
+    final = _checkpoint_state(cfg, state, derived, context)  # gathers a sharded head
     if context.is_main:
-        atomic_save(_checkpoint_state(cfg, state, derived), final_path)
+        atomic_save(final, final_path)
         log.info("final model: %s (step %d)", final_path, state.step)
     dist.barrier(context)
     return final_path
@@ -243,6 +256,8 @@ def _build(cfg: TrainConfig, num_classes: int, context: dist.DistContext) -> _St
         module = module.to(memory_format=torch.channels_last)
     if cfg.sync_bn and context.distributed:
         module = convert_sync_batchnorm(module, context.device)
+    if cfg.model_parallel_head:
+        module = shard_head(module, cfg, context)  # before the optimiser: it holds the shard
     # Weight decay on all parameters, as arcface_torch does.
     optimizer = torch.optim.SGD(
         [p for p in module.parameters() if p.requires_grad],
@@ -251,7 +266,8 @@ def _build(cfg: TrainConfig, num_classes: int, context: dist.DistContext) -> _St
         weight_decay=cfg.weight_decay,
     )
     use_scaler = autocast_dtype(cfg, context.device) is torch.float16
-    scaler = torch.amp.GradScaler(context.device.type, enabled=use_scaler)
+    # fp16 only: arcface_torch's scaler grows the scale after 100 clean steps (torch: 2000).
+    scaler = torch.amp.GradScaler(context.device.type, growth_interval=100, enabled=use_scaler)
     return _State(module, optimizer, scaler, 0)
 
 
@@ -271,8 +287,7 @@ def _start_or_resume(cfg, state: _State, checkpoints: Path, resume: bool, contex
     saved = load_checkpoint(latest, map_location=context.device)
     _check_same_recipe(cfg, saved["config"], latest)
     state.module.backbone.load_state_dict(saved["model"])
-    state.module.head.load_state_dict(saved["head"])
-    state.optimizer.load_state_dict(saved["optimizer"])
+    load_parts(state.module, state.optimizer, saved)  # head + optimiser, re-sharded if sharded
     state.scaler.load_state_dict(saved["scaler"])
     state.step = int(saved["step"])
     log.info("resumed from %s at step %d", latest, state.step)
@@ -305,16 +320,18 @@ def _check_and_average(loss_sum, nonfinite, steps: int, step: int, context) -> f
     return packed[0].item() / (steps * context.world_size)
 
 
-def _checkpoint_state(cfg: TrainConfig, state: _State, derived: Derived) -> dict:
-    """The checkpoint dict of ARCHITECTURE.md (the evaluator reads backbone/_kwargs/model)."""
+def _checkpoint_state(cfg: TrainConfig, state: _State, derived: Derived, context) -> dict:
+    """The checkpoint dict of ARCHITECTURE.md (the evaluator reads backbone/_kwargs/model).
+
+    Called on every rank: a sharded head's centres are gathered (the full classifier is saved).
+    """
     return {
         "format_version": FORMAT_VERSION,
         "backbone": cfg.backbone,
         "backbone_kwargs": backbone_kwargs(cfg),
         "embedding_size": cfg.embedding_size,
         "model": state.module.backbone.state_dict(),
-        "head": state.module.head.state_dict(),
-        "optimizer": state.optimizer.state_dict(),
+        **checkpoint_parts(state.module, state.optimizer, context),  # "head", "optimizer"
         "scaler": state.scaler.state_dict(),
         "step": state.step,
         "epoch": state.step // derived.steps_per_epoch,
@@ -326,10 +343,9 @@ def _checkpoint_state(cfg: TrainConfig, state: _State, derived: Derived) -> dict
 
 
 def _save(cfg, state: _State, derived: Derived, checkpoints: Path, context) -> None:
+    checkpoint = _checkpoint_state(cfg, state, derived, context)  # collective when sharded
     if context.is_main:
-        path = save_checkpoint(
-            _checkpoint_state(cfg, state, derived), checkpoints, cfg.keep_checkpoints
-        )
+        path = save_checkpoint(checkpoint, checkpoints, cfg.keep_checkpoints)
         log.debug("checkpoint %s", path)
 
 
