@@ -15,7 +15,9 @@ import yaml
 from bench.core import paths
 from bench.core.errors import CatalogError
 from bench.core.registry import NAME_PATTERN, close_matches
-from bench.core.yaml_safe import SAFE_LOADER, AliasError, load_yaml
+from bench.core.yaml_keys import DuplicateKeyError as _DuplicateKeyError
+from bench.core.yaml_keys import UniqueKeyLoader as _UniqueKeyLoader
+from bench.core.yaml_safe import AliasError, load_yaml
 from bench.formats import FORMATS  # importing the package registers every reader
 
 STANDARD_TARGETS: tuple[str, ...] = ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw")
@@ -171,38 +173,6 @@ def _lookup(entries: dict, name: str, kind: str, path: Path):
     return entries[name]
 
 
-class _DuplicateKeyError(yaml.YAMLError):
-    def __init__(self, key: Any, line: int, first_line: int) -> None:
-        super().__init__(f"key {key!r} on line {line} repeats the key on line {first_line}")
-        self.key, self.line, self.first_line = key, line, first_line
-
-
-class _UniqueKeyLoader(SAFE_LOADER):
-    """SafeLoader that refuses a key given twice in one mapping (plain PyYAML keeps the last)."""
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep=False):
-    first_lines: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
-            continue
-        key = loader.construct_object(key_node, deep=deep)
-        try:
-            repeated = key in first_lines
-        except TypeError:  # an unhashable key: construct_mapping reports it
-            continue
-        line = key_node.start_mark.line + 1
-        if repeated:
-            raise _DuplicateKeyError(key, line, first_lines[key])
-        first_lines[key] = line
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
-
-
 def _read_yaml(path: Path) -> Any:
     """The parsed registry file; every way of failing is a CatalogError naming `path`."""
     try:
@@ -253,6 +223,7 @@ def load_catalog(path: str | os.PathLike | None = None) -> Catalog:
         for name, body in _named(top["training"], where, "training")
     }
     _check_aliases(training, path)
+    _check_distinct_files(evaluation, path)
     sources = {
         name: _source(name, body, where.entry("sources", name))
         for name, body in _named(top.get("sources", {}), where, "sources")
@@ -346,6 +317,7 @@ def _training_set(name: str, body: Any, where: _Where) -> TrainingSet:
         "release": dict,
     }
     body = _fields(body, required, where, optional)
+    _positive(body, ("identities", "images"), where)
     formats = known_formats()
     if body["format"] not in formats:
         raise CatalogError(
@@ -380,6 +352,7 @@ def _release(body: Any, entry: dict, where: _Where) -> Release:
     """A `release` block; counts left out are the entry's own (paper) counts."""
     optional = {"identities": int, "images": int, "version": str, "available": bool, "note": str}
     body = _fields(body, {"verified": bool}, where, optional)
+    _positive(body, ("identities", "images"), where)
     return Release(
         identities=body.get("identities", entry["identities"]),
         images=body.get("images", entry["images"]),
@@ -400,6 +373,25 @@ def _source(name: str, body: Any, where: _Where) -> Source:
         recipe=body.get("recipe", ""),
         caveats=tuple(_strings(body.get("caveats", []), where.entry("caveats"))),
     )
+
+
+def _check_distinct_files(evaluation: dict[str, EvalSet], path: Path) -> None:
+    """Two evaluation sets on one file would report one set's accuracy under two names."""
+    owners: dict[str, str] = {}
+    for name, entry in evaluation.items():
+        if entry.file in owners:
+            raise CatalogError(
+                f"{path}: evaluation.{name}.file: {entry.file!r} is also the file of "
+                f"evaluation.{owners[entry.file]}; each evaluation set needs its own file"
+            )
+        owners[entry.file] = name
+
+
+def _positive(body: dict, keys: tuple[str, ...], where: _Where) -> None:
+    """Counts are positive: a registry entry with -5 identities is a typo, not a data set."""
+    for key in keys:
+        if key in body and body[key] < 1:
+            raise CatalogError(f"{where.entry(key)}: must be a positive count, got {body[key]}")
 
 
 def _check_source_ids(training: dict[str, TrainingSet], sources: dict, path: Path) -> None:
@@ -445,9 +437,15 @@ def _published(body: Any, where: _Where) -> PublishedResult:
     scores = _fields(body["scores"], {}, where.entry("scores"), dict.fromkeys(SCORE_KEYS, float))
     if not scores and "printed_mean" not in body:
         raise CatalogError(f"{where}: a published result needs scores or a printed_mean")
-    for key, value in scores.items():
+    for key, value in [*scores.items(), ("printed_mean", body.get("printed_mean", 100.0))]:
+        at = where.entry("scores", key) if key in scores else where.entry(key)
         if not 0.0 <= value <= 100.0:
-            raise CatalogError(f"{where.entry('scores', key)}: {value} is not a percentage")
+            raise CatalogError(f"{at}: {value} is not a percentage")
+        if value <= 1.0:  # verification accuracies are >= 50%: this is a fraction
+            raise CatalogError(
+                f"{at}: {value} looks like a fraction; scores are percentages (write "
+                f"{100 * value:g}, not {value})"
+            )
     return PublishedResult(
         source=body["source"],
         url=body["url"],
@@ -462,12 +460,14 @@ def _published(body: Any, where: _Where) -> PublishedResult:
 def _demo(body: Any, where: _Where) -> DemoSpec:
     schema = {"seed": int, "identities": int, "images_per_identity": int}
     body = _fields(body, schema, where, {"params": dict})
+    _positive(body, ("identities", "images_per_identity"), where)
     return DemoSpec(**{key: body[key] for key in schema}, params=dict(body.get("params", {})))
 
 
 def _eval_set(name: str, body: Any, where: _Where) -> EvalSet:
     required = {"display_name": str, "pairs": int, "file": str, "obtain": str}
     body = _fields(body, required, where, {"demo": dict})
+    _positive(body, ("pairs",), where)
     demo = None
     if "demo" in body:
         schema = {"seed": int, "protocol": str, "identities": int}

@@ -23,6 +23,8 @@ import yaml
 from bench.core import paths
 from bench.core.errors import ConfigError
 from bench.core.registry import close_matches
+from bench.core.yaml_keys import DuplicateKeyError, UniqueKeyLoader
+from bench.core.yaml_safe import AliasError, load_yaml
 
 # fp64 exists for equivalence tests (N processes vs 1 without float32 rounding noise).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "fp64")
@@ -60,6 +62,7 @@ HASH_OMITTED_AT_DEFAULT = frozenset(
     }
 )
 LR_SCHEDULES = ("poly", "step")
+BASE_KEY = "base"  # `base: ir50_arcface`: the recipe this one inherits its keys from
 INPUT_COLOURS = ("rgb", "bgr")
 
 
@@ -183,17 +186,19 @@ def recipe_path(recipe: str) -> Path:
 def load_config(
     path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()
 ) -> TrainConfig:
-    """Read a YAML recipe, apply typed `key=value` overrides, return the frozen config."""
+    """Read a YAML recipe, apply typed `key=value` overrides, return the frozen config.
+
+    A recipe states every key of `mandatory_keys()`, or inherits them explicitly with
+    `base: NAME` (another recipe, read first; the file then states its differences): a key that
+    is simply left out never falls back on a default silently."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found (see configs/ for the recipes)") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(raw).__name__}")
-    values = {key: _coerce(key, value, str(path)) for key, value in raw.items()}
+    values = _recipe_values(path, ())
+    missing = sorted(mandatory_keys() - set(values))
+    if missing:
+        raise ConfigError(
+            f"{path}: key(s) {', '.join(missing)} not stated; a recipe states every recipe key, "
+            "or inherits them explicitly with `base: ir50_arcface` and states only what differs"
+        )
     for override in overrides:
         key, value = _parse_override(override)
         _apply_override(values, key, value, override)
@@ -201,6 +206,55 @@ def load_config(
         return TrainConfig(**values)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
+
+
+def mandatory_keys() -> set[str]:
+    """Keys a recipe must state (or inherit from its base): every field of TrainConfig but the
+    operational ones and those that are off at their default (HASH_OMITTED_AT_DEFAULT)."""
+    return set(_field_types()) - OPERATIONAL_KEYS - HASH_OMITTED_AT_DEFAULT
+
+
+def _recipe_values(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """The typed keys of one recipe file over those of its `base` (recursively)."""
+    raw = _read_recipe(path)
+    base = raw.pop(BASE_KEY, None)
+    values: dict[str, Any] = {}
+    if base is not None:
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"{path}: key {BASE_KEY!r} must name a recipe, got {base!r}")
+        base_path = path.parent / base if Path(base).suffix in (".yaml", ".yml") else None
+        base_path = base_path or recipe_path(base)
+        if base_path.resolve() in {p.resolve() for p in (*chain, path)}:
+            raise ConfigError(f"{path}: key {BASE_KEY!r}: {base!r} inherits from itself")
+        values = _recipe_values(base_path, (*chain, path))
+    values.update({key: _coerce(key, value, str(path)) for key, value in raw.items()})
+    return values
+
+
+def _read_recipe(path: Path) -> dict[str, Any]:
+    """The mapping of one recipe file; every way of failing is a ConfigError naming `path`."""
+    try:
+        raw = load_yaml(path.read_text(encoding="utf-8"), UniqueKeyLoader)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (see configs/ for the recipes)") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the recipe ({error.strerror or error})") from None
+    except AliasError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    except DuplicateKeyError as error:
+        raise ConfigError(
+            f"{path}: line {error.line}: key {error.key!r} appears twice (first on line "
+            f"{error.first_line}); remove one of them"
+        ) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(raw).__name__}")
+    return raw
 
 
 def config_from_dict(values: dict[str, Any], source: str = "checkpoint") -> TrainConfig:
@@ -325,6 +379,8 @@ def _validate(cfg: TrainConfig) -> None:
     problems += [f"{key} must be >= 0" for key in nonnegative if getattr(cfg, key) < 0]
     if not (cfg.base_lr > 0 and math.isfinite(cfg.base_lr)):
         problems.append("base_lr must be a finite number > 0")
+    if not 0 <= cfg.seed < 2**32:  # numpy's generators (sampler, loader workers) take no other
+        problems.append(f"seed must be within 0 .. {2**32 - 1}, got {cfg.seed}")
     if cfg.precision not in PRECISIONS:
         problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
     problems += _schedule_problems(cfg)
