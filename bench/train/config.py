@@ -25,6 +25,7 @@ from bench.core.errors import ConfigError
 from bench.core.registry import close_matches
 from bench.core.yaml_keys import DuplicateKeyError, UniqueKeyLoader
 from bench.core.yaml_safe import AliasError, load_yaml
+from bench.train.augment import augmentation_problems
 
 # fp64 exists for equivalence tests (N processes vs 1 without float32 rounding noise).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "fp64")
@@ -384,6 +385,7 @@ def _validate(cfg: TrainConfig) -> None:
     if cfg.precision not in PRECISIONS:
         problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
     problems += _schedule_problems(cfg)
+    problems += augmentation_problems(cfg.augmentation)
     if cfg.input_colour not in INPUT_COLOURS:
         problems.append(f"input_colour must be one of {', '.join(INPUT_COLOURS)}")
     if cfg.clip_scope not in CLIP_SCOPES:

@@ -25,6 +25,7 @@ from bench.data.gpu_decode import BatchDecoder
 from bench.data.loader import GlobalBatchSampler, make_loader, open_training_set
 from bench.eval.run import check_targets, verify_backbone
 from bench.train import dist
+from bench.train.augment import InputTransform
 from bench.train.checkpoint import (
     FORMAT_VERSION,
     atomic_save,
@@ -186,6 +187,10 @@ def _run(
     )
     # Encoded mode: workers only read bytes; the batch is decoded on the device (nvJPEG).
     decode = BatchDecoder("auto", str(device)) if cfg.encoded_input else None
+    # The recipe's augmentation (a function of seed, step, sample) and colour order.
+    transform = InputTransform(
+        cfg.augmentation, cfg.input_colour, cfg.seed, derived.global_batch, context.rank
+    )
     progress = Progress(run_dir, context, derived.total_steps, state.step, cfg.progress)
     progress.write({"type": "config", "config": cfg.to_dict(), "start_step": state.step})
 
@@ -202,6 +207,7 @@ def _run(
             seed_step(cfg.seed, step, context.rank)  # dropout / Partial FC draws: f(step, rank)
             images = batch["images"] if decode is None else decode(batch["images"])
             images = to_model_input(images, batch["flips"], device, channels_last).to(weights)
+            images = transform(images, step)
             labels = batch["labels"].to(device, non_blocking=True)
             loss = optimizer_step(
                 model, images, labels, state.optimizer, state.scaler, clipped,
