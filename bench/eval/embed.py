@@ -76,14 +76,25 @@ class Embedder(ABC):
 class TorchEmbedder(Embedder):
     """An nn.Module (or TorchScript module) evaluated in inference mode on `device`."""
 
-    def __init__(self, module: torch.nn.Module, info: ModelInfo, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        info: ModelInfo,
+        device: str = "cpu",
+        input_colour: str = "rgb",
+    ) -> None:
         super().__init__(info, device)
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise EvalError(f"--device {device} asked for, but torch sees no CUDA device; use cpu")
+        if input_colour not in ("rgb", "bgr"):
+            raise EvalError(f"input colour must be rgb or bgr, got {input_colour!r}")
         self.module = module.to(device).eval()
+        self.input_colour = input_colour  # the channel order the model was trained on
 
     def views(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         batch = image_tensor(images).to(self.device, non_blocking=True)
+        if self.input_colour == "bgr":  # the evaluation sets are RGB; swap before normalising
+            batch = batch.flip(-1)
         with torch.inference_mode():
             x = normalise(batch)
             plain = self.module(x)
@@ -262,4 +273,11 @@ def checkpoint_embedder(checkpoint: dict, path: Path, device: str = "cpu") -> To
     """An Embedder for an already-read training checkpoint (read once, used for run info too)."""
     module, backbone = backbone_from_checkpoint(checkpoint, path)
     info = ModelInfo(str(path), io.sha256_file(path), "checkpoint", backbone)
-    return TorchEmbedder(module, info, device)
+    return TorchEmbedder(module, info, device, checkpoint_colour(checkpoint))
+
+
+def checkpoint_colour(checkpoint: dict) -> str:
+    """The channel order a training checkpoint's model was trained on (rgb before it was
+    recorded): the top-level `input_colour`, else the recipe's, else rgb."""
+    config = checkpoint.get("config") or {}
+    return checkpoint.get("input_colour") or config.get("input_colour") or "rgb"

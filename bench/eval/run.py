@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from bench.catalog import Catalog, load_catalog
+from bench.core import io
 from bench.core.errors import DatasetError
-from bench.data.manifest import read_manifest
+from bench.data.manifest import MANIFEST_NAME, read_manifest
 from bench.eval.embed import (
     Embedder,
     checkpoint_embedder,
@@ -147,6 +148,8 @@ def prepared_data(prepared: Path) -> dict:
         "identities": manifest.identities,
         "content_sha256": manifest.content_sha256 or "unknown",
         "rec_sha256": manifest.rec_sha256,
+        # The manifest file itself (counts, both hashes): what `bench train` verified at start.
+        "manifest_sha256": io.sha256_file(Path(prepared) / MANIFEST_NAME),
     }
 
 
@@ -224,13 +227,16 @@ def verify_backbone(
     eval_root: Path,
     device: torch.device,
     catalog: Catalog | None = None,
+    input_colour: str = "rgb",
 ) -> dict[str, dict[str, float]]:
     """Verification accuracy of `backbone` on `targets` (curves only, never model selection);
-    the targets are looked up in `catalog` (default: the default registry)."""
+    the targets are looked up in `catalog` (default: the default registry); the images are fed
+    in the recipe's `input_colour`."""
     from bench.eval.embed import ModelInfo, TorchEmbedder, embed_pairs
 
     catalog = catalog or load_catalog()
-    embedder = TorchEmbedder(backbone, ModelInfo("(training)", "", "checkpoint"), str(device))
+    info = ModelInfo("(training)", "", "checkpoint")
+    embedder = TorchEmbedder(backbone, info, str(device), input_colour)
     results = {}
     started = time.perf_counter()
     for target in targets:

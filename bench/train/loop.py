@@ -342,6 +342,7 @@ def _checkpoint_state(cfg: TrainConfig, state: _State, derived: Derived, context
         "epoch": state.step // derived.steps_per_epoch,
         "config": cfg.to_dict(),
         "config_hash": config_hash(cfg),
+        "input_colour": cfg.input_colour,  # the evaluator feeds the model this channel order
         # torch's RNG is reseeded every step from (seed, step, rank): nothing else to restore.
         "rng": {"scheme": "seed_step(seed, step, rank)", "seed": cfg.seed},
     }
@@ -370,6 +371,7 @@ def _verify(
             verification.root,
             context.device,
             verification.catalog,
+            cfg.input_colour,
         )
         for target, metrics in results.items():
             progress.write({"type": "eval", "step": step, "target": target, **metrics})
