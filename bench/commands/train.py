@@ -32,6 +32,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue from the run's latest checkpoint"
     )
+    parser.add_argument(
+        "--verify-data",
+        action="store_true",
+        help="hash every record against the manifest before training (reads the whole set "
+        "once; without it only the index, sizes and counts are checked)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -61,6 +67,7 @@ def main(args: argparse.Namespace) -> int:
         eval_root=root,
         catalog=catalog,
         device=args.device,
+        verify_data=args.verify_data,
     )
     print(f"final model: {final}")
     return 0

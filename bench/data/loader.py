@@ -19,10 +19,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from bench.core.errors import FormatError
 from bench.formats import decode_image, open_dataset
 from bench.formats.base import TrainingRecords
 
 log = logging.getLogger(__name__)
+TRAINING_IMAGE_SHAPE = (112, 112, 3)  # height, width, RGB: what the backbones take
 
 
 class FaceRecords(Dataset):
@@ -41,9 +43,20 @@ class FaceRecords(Dataset):
         if self.encoded:
             return buf, label, flip  # decoded on the device by bench.data.gpu_decode
         image = decode_image(buf, source=self.records.describe(index))
+        check_training_image(image, self.records.describe(index))
         if not image.flags.writeable:  # torch tensors must own writable memory
             image = image.copy()
         return torch.from_numpy(image), label, flip
+
+
+def check_training_image(image: np.ndarray, source: str) -> None:
+    """FormatError unless `image` is a 112x112 RGB crop (a batch of mixed sizes cannot stack)."""
+    if image.shape != TRAINING_IMAGE_SHAPE:
+        raise FormatError(
+            f"{source}: image is {'x'.join(map(str, image.shape))}, training takes aligned "
+            f"{'x'.join(map(str, TRAINING_IMAGE_SHAPE))} crops; `bench check` lists every such "
+            "image: re-align the source and prepare it again"
+        )
 
 
 def open_training_set(data_dir: Path) -> TrainingRecords:

@@ -23,6 +23,7 @@ from bench.core import io, leftovers, lock
 from bench.core.errors import TrainingError
 from bench.data.gpu_decode import BatchDecoder
 from bench.data.loader import GlobalBatchSampler, make_loader, open_training_set
+from bench.data.verify import verify_prepared
 from bench.eval.run import check_targets, verify_backbone
 from bench.train import dist
 from bench.train.augment import InputTransform
@@ -80,6 +81,7 @@ def train(
     eval_root: Path | None = None,
     catalog: Catalog | None = None,
     device: str = "auto",
+    verify_data: bool = False,
 ) -> Path:
     """Train `cfg` on the prepared set in `data_dir`, writing into `run_dir`; returns final.pt.
 
@@ -87,6 +89,7 @@ def train(
     `eval_root` is the data root whose eval/ holds the verify_targets (periodic verification),
     looked up in `catalog` (default: the default registry). `device`: auto (CUDA when present),
     cpu, cuda or cuda:N; asking for CUDA without it is a ConfigError before anything runs.
+    The set is checked against its manifest first (`verify_data`: every record's bytes too).
     """
     verification = None
     if cfg.verify_every > 0:  # fail now, not after verify_every steps (and on rank 0 only)
@@ -97,6 +100,8 @@ def train(
     # One launch per run directory: rank 0 holds its lock (a second launch is refused at once,
     # before its process group forms) and removes the temp files of a killed earlier launch.
     with _run_lock(Path(run_dir)):
+        if int(os.environ.get("RANK", "0")) == 0:  # the other ranks read what rank 0 checked
+            verify_prepared(Path(data_dir), full=verify_data)
         context = dist.setup(device)
         if not context.is_main:
             logging.getLogger().setLevel(logging.WARNING)  # log lines come from rank 0 only
