@@ -17,8 +17,12 @@ gives the narrow CPU variant used by the demo (not weight-compatible, by constru
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from backbones import BACKBONES
 
@@ -110,11 +114,17 @@ class IResNet(nn.Module):
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(in_channels * FEATURE_MAP * FEATURE_MAP, embedding_size)
         self.features = nn.BatchNorm1d(embedding_size, eps=1e-5)
+        # arcface_torch's `using_ckpt`: recompute each block's activations in backward instead
+        # of keeping them (memory for IR-100 / larger batches, ~30% more compute). Not a weight.
+        self.gradient_checkpointing = False
         _init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.prelu(self.bn1(self.conv1(x)))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for block in stage:
+                x = _checkpointed(block, x) if recompute else block(x)
         # flatten (not .view): the trunk may run channels_last, which is not view-compatible.
         x = self.dropout(torch.flatten(self.bn2(x), 1))
         # The embedding head runs in float32 even under autocast, as arcface_torch does with
@@ -122,6 +132,38 @@ class IResNet(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             # float64 stays float64 (the equivalence tests train in double).
             return self.features(self.fc(x.to(torch.promote_types(x.dtype, torch.float32))))
+
+
+def _checkpointed(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`block(x)` whose activations are recomputed in backward (BN statistics updated once)."""
+    contexts = functools.partial(_recompute_contexts, block)
+    return checkpoint(block, x, use_reentrant=False, context_fn=contexts)
+
+
+def _recompute_contexts(block: nn.Module) -> tuple:
+    # The forward runs as usual; the recomputation must not move BN running statistics again.
+    return contextlib.nullcontext(), _KeepBatchNormStatistics(block)
+
+
+class _KeepBatchNormStatistics:
+    """Restores the BN running statistics of `block` on exit (around the recomputation)."""
+
+    def __init__(self, block: nn.Module) -> None:
+        self.buffers = [
+            buffer
+            for module in block.modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm)
+            for buffer in (module.running_mean, module.running_var, module.num_batches_tracked)
+            if buffer is not None
+        ]
+
+    def __enter__(self) -> None:
+        self.saved = [buffer.clone() for buffer in self.buffers]
+
+    def __exit__(self, *exc_info) -> None:
+        with torch.no_grad():
+            for buffer, saved in zip(self.buffers, self.saved, strict=True):
+                buffer.copy_(saved)
 
 
 def _make_stage(in_channels: int, channels: int, depth: int, squeeze_excite: bool) -> nn.Sequential:

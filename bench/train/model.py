@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.core.errors import ConfigError
 from bench.train.config import TrainConfig
 
 
@@ -33,8 +34,20 @@ def build_train_module(cfg: TrainConfig, num_classes: int) -> TrainModule:
     from losses import build_head
 
     backbone = build_backbone(cfg.backbone, **backbone_kwargs(cfg))
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(backbone, cfg.backbone)
     head = build_head(
         cfg.loss, cfg.embedding_size, num_classes, cfg.scale, cfg.margins, cfg.sample_rate,
         cfg.loss_kwargs,
     )  # fmt: skip
     return TrainModule(backbone, head)
+
+
+def enable_gradient_checkpointing(backbone: nn.Module, name: str) -> None:
+    """Recompute the backbone's block activations in backward (`gradient_checkpointing: true`)."""
+    if not hasattr(backbone, "gradient_checkpointing"):
+        raise ConfigError(
+            f"gradient_checkpointing: backbone {name!r} does not support it; the IResNet family "
+            "does (ir18, ir34, ir50, ir100, irse50). Set gradient_checkpointing=false"
+        )
+    backbone.gradient_checkpointing = True
