@@ -9,6 +9,7 @@ from pathlib import Path
 from bench.catalog import load_catalog
 from bench.commands.common import add_catalog, add_data_root, add_workers
 from bench.core import paths
+from bench.core.io import atomic_write_text
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +31,5 @@ def main(args: argparse.Namespace) -> int:
     report = check(prepared, entry, workers=args.workers)
     print(report.to_text())
     if args.json_out:
-        Path(args.json_out).write_text(
-            json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8"
-        )
+        atomic_write_text(Path(args.json_out), json.dumps(report.to_dict(), indent=1) + "\n")
     return 0 if report.ok else 1

@@ -15,6 +15,7 @@ from bench.commands.common import (
 )
 from bench.core import paths
 from bench.core.errors import EvalError
+from bench.core.io import ensure_directory
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -42,13 +43,14 @@ def main(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
     root = paths.data_root(args.data_root)
     targets = check_targets(_split(args.targets), root, catalog)  # before loading the model
-    embedder = load_model(args.model, device=default_device(args.device))
-    result = build_result(embedder, evaluate(embedder, targets, root, catalog, args.batch_size))
     out = (
         Path(args.out)
         if args.out
         else paths.results_root(args.results) / "eval" / f"{Path(args.model).name}.json"
     )
+    ensure_directory(out.parent)  # an unwritable --out fails before the evaluation, not after
+    embedder = load_model(args.model, device=default_device(args.device))
+    result = build_result(embedder, evaluate(embedder, targets, root, catalog, args.batch_size))
     write_result(out, result)
     print(format_table(result, catalog))
     print(f"result: {out}")

@@ -51,6 +51,22 @@ def _storage_error(path: Path, error: OSError) -> StorageError:
     return StorageError(f"{path}: cannot write ({error.strerror or error})")
 
 
+def ensure_directory(path: str | os.PathLike) -> Path:
+    """Create the folder `path` (with its parents), or a StorageError naming it and why not:
+    called before long work, so an unwritable output place fails first, not last."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(
+            f"{path}: cannot create this output folder ({error.strerror or error}); choose a "
+            "place you can write to"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StorageError(f"{path}: this output folder is not writable; choose another place")
+    return path
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call write(binary stream) into a temporary file beside `path`, then rename it into place."""
     path = Path(path)

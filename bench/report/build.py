@@ -16,7 +16,7 @@ import jinja2
 
 from bench.catalog import STANDARD_TARGETS, Catalog
 from bench.core.errors import BenchError, ResultError
-from bench.core.io import atomic_write_text
+from bench.core.io import atomic_write_text, ensure_directory
 from bench.report import audit, exports, plots, stats
 from bench.report.tables import Row, Score, Suite, build_suites, load_results
 
@@ -46,11 +46,11 @@ def build_reports(
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     if not results_dir.is_dir():
         raise ResultError(f"results directory {results_dir} not found; run `make bench` first")
+    ensure_directory(out_dir)  # an unwritable --out fails before any work
     summary = BuildSummary(out_dir=out_dir)
     runs, summary.warnings = load_results(results_dir)
     summary.results_used = len(runs)
     suites = build_suites(runs, catalog, summary.warnings)
-    out_dir.mkdir(parents=True, exist_ok=True)
     figures = _draw(suites, catalog, out_dir, [results_dir.parent, results_dir], summary)
     cards = _cards(diagnostics_dir, out_dir, summary)
     summary.written += [

@@ -143,3 +143,13 @@ def test_every_writer_turns_enospc_into_a_storage_error(tmp_path, monkeypatch, w
     with pytest.raises(StorageError, match="the disk is full"):
         writers[where]()
     assert not list(tmp_path.iterdir()), "a temporary file was left behind"
+
+
+@pytest.mark.parametrize("where", ["under a file", "in /proc"])
+def test_an_unwritable_out_is_one_message_before_any_work(tmp_path, caplog, where):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    out = blocker / "reports" if where == "under a file" else Path("/proc/facebench-reports")
+    assert _report(RESULTS, out) == 2
+    [message] = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert message.startswith(f"{out}: cannot create this output folder")
