@@ -41,7 +41,8 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _storage_error(path: Path, error: OSError) -> StorageError:
+def storage_error(path: Path, error: OSError) -> StorageError:
+    """The StorageError for a failed write of `path`: a full disk says how much space is left."""
     if error.errno == errno.ENOSPC:
         usage = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd())
         return StorageError(
@@ -76,7 +77,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX
         )
     except OSError as error:
-        raise _storage_error(path, error) from None
+        raise storage_error(path, error) from None
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
@@ -85,7 +86,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
         os.replace(temporary, path)
         fsync_directory(path.parent)
     except OSError as error:
-        raise _storage_error(path, error) from None
+        raise storage_error(path, error) from None
     finally:
         Path(temporary).unlink(missing_ok=True)  # only left behind when something failed
     return path
@@ -123,7 +124,7 @@ def atomic_directory(
         replace_directory(staging, target)
         finished = True
     except OSError as error:
-        raise _storage_error(target, error) from None
+        raise storage_error(target, error) from None
     finally:
         if not finished:
             remove_tree(staging)

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from bench.core import io
 from bench.train.dist import DistContext
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,11 @@ class Progress:
         """Append one JSON record to log.jsonl (and TensorBoard scalars)."""
         if not self.enabled:
             return
-        self.jsonl.write(json.dumps(record) + "\n")
-        self.jsonl.flush()
+        try:
+            self.jsonl.write(json.dumps(record) + "\n")
+            self.jsonl.flush()
+        except OSError as error:  # a full disk: one message, the checkpoints so far are intact
+            raise io.storage_error(Path(self.jsonl.name), error) from None
         if self.board is not None and record.get("type") in ("train", "eval"):
             prefix = record["type"] if record["type"] == "train" else f"eval/{record['target']}"
             for key in ("loss", "lr", "images_per_s", "acc"):

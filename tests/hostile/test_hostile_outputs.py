@@ -145,6 +145,25 @@ def test_every_writer_turns_enospc_into_a_storage_error(tmp_path, monkeypatch, w
     assert not list(tmp_path.iterdir()), "a temporary file was left behind"
 
 
+def test_the_training_log_on_a_full_disk_is_a_storage_error(tmp_path):
+    from types import SimpleNamespace
+
+    from bench.train.progress import Progress
+
+    progress = Progress(tmp_path, SimpleNamespace(is_main=True), 10, 0, bar=False)
+
+    class FullDisk:
+        name = str(tmp_path / "log.jsonl")
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    progress.jsonl.close()
+    progress.jsonl = FullDisk()
+    with pytest.raises(StorageError, match="log.jsonl: the disk is full"):
+        progress.write({"type": "train", "step": 1})
+
+
 @pytest.mark.parametrize("where", ["under a file", "in /proc"])
 def test_an_unwritable_out_is_one_message_before_any_work(tmp_path, caplog, where):
     blocker = tmp_path / "a-file"
