@@ -11,14 +11,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import lmdb
 import msgpack
 import numpy as np
 
 from bench.core.errors import FormatError
 from bench.formats.base import FORMATS, TrainingRecords
+
+if TYPE_CHECKING:
+    import lmdb
+
+
+def _lmdb() -> ModuleType:
+    """The lmdb module, imported on first use: only Vec2Face sets need it, so a machine without
+    it (e.g. a bare GPU box running the speed proof) can still use every other format."""
+    try:
+        import lmdb
+    except ImportError:
+        raise FormatError(
+            "reading a Vec2Face LMDB needs the lmdb package: pip install lmdb"
+        ) from None
+    return lmdb
 
 
 def _unpack(raw: bytes, where: str) -> Any:
@@ -43,8 +58,9 @@ def _acquire(path: Path) -> tuple[str, lmdb.Environment]:
     """(key, this process's environment of `path`), counting one more user of it."""
     key = str(path.resolve())
     if key not in _ENVIRONMENTS:
+        module = _lmdb()
         try:
-            _ENVIRONMENTS[key] = lmdb.open(
+            _ENVIRONMENTS[key] = module.open(
                 str(path),
                 subdir=path.is_dir(),
                 readonly=True,
@@ -53,7 +69,7 @@ def _acquire(path: Path) -> tuple[str, lmdb.Environment]:
                 meminit=False,
                 max_readers=1024,
             )
-        except lmdb.Error as error:
+        except module.Error as error:
             raise FormatError(f"{path}: cannot open as LMDB ({error})") from error
         _USERS[key] = 0
     _USERS[key] += 1
