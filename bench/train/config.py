@@ -169,14 +169,17 @@ def derive(cfg: TrainConfig, num_images: int, world_size: int) -> Derived:
 
 
 def recipe_path(recipe: str) -> Path:
-    """A recipe given as a YAML path, or as the name of a file in configs/."""
+    """A recipe given as a YAML path, or as the name of a file in configs/ (`sources/NAME` for
+    the published sources' recipes in configs/sources/)."""
     path = Path(recipe)
     if path.suffix in (".yaml", ".yml"):
         return path
     recipes = paths.recipes_dir()
     path = recipes / f"{recipe}.yaml"
     if not path.exists():
-        known = sorted(p.stem for p in recipes.glob("*.yaml"))
+        known = sorted(
+            p.relative_to(recipes).with_suffix("").as_posix() for p in recipes.rglob("*.yaml")
+        )
         raise ConfigError(
             f"recipe {recipe!r} not found as {path}{close_matches(recipe, known)}; "
             f"known: {', '.join(known)}"
