@@ -43,7 +43,10 @@ def make_case(seed: int, subjects: int = 30, dim: int = 8) -> dict:
     ids = np.array(sorted(template_subject))
     first, second = np.triu_indices(len(ids), k=1)
     labels = np.array(
-        [template_subject[ids[a]] == template_subject[ids[b]] for a, b in zip(first, second, strict=False)]
+        [
+            template_subject[ids[a]] == template_subject[ids[b]]
+            for a, b in zip(first, second, strict=False)
+        ]
     )
     pairs = np.stack([ids[first], ids[second], labels.astype(np.int64)], axis=1)
     return {
@@ -83,7 +86,7 @@ def test_roc_matches_sklearn_transcription_with_ties():
         np.testing.assert_allclose(curve.tpr, tpr, rtol=0, atol=1e-15)
         np.testing.assert_array_equal(curve.thresholds, thresholds)
         tars, area = ref.tar_at_fars(labels, scores)
-        metrics = verify.verification_metrics(labels, scores)
+        metrics = verify.verification_metrics(verify.roc_curve(labels, scores))
         assert list(metrics["tar_at_far"].values()) == pytest.approx(tars, abs=1e-12)
         assert metrics["auc"] == pytest.approx(area, abs=1e-12)
 
@@ -92,7 +95,9 @@ def test_pair_scores_both_strategies_match_the_loop():
     rng = np.random.default_rng(5)
     features = rng.standard_normal((50, 6))
     first, second = rng.integers(0, 50, 3000), rng.integers(0, 50, 3000)  # block products
-    expected = np.array([np.sum(features[a] * features[b]) for a, b in zip(first, second, strict=False)])
+    expected = np.array(
+        [np.sum(features[a] * features[b]) for a, b in zip(first, second, strict=False)]
+    )
     np.testing.assert_allclose(verify.pair_scores(features, first, second), expected, atol=1e-12)
     sparse_first, sparse_second = first[:40], second[:40]  # gathered row by row
     np.testing.assert_allclose(

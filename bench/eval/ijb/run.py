@@ -56,8 +56,8 @@ def verify_pairs(package: IJBPackage, pooled: Templates) -> dict:
     second = template_index(pooled.ids, package.pairs[:, 1], where)
     scores = pair_scores(pooled.features, first, second)
     labels = package.pairs[:, 2]
-    metrics = verification_metrics(labels, scores)
     curve = roc_curve(labels, scores)
+    metrics = verification_metrics(curve)
     metrics["roc"] = {"far": list(ROC_FARS), "tar": [tar_at_far(curve, f) for f in ROC_FARS]}
     metrics["pairs"] = int(len(labels))
     metrics["genuine_pairs"] = int(labels.sum())

@@ -16,7 +16,7 @@ from bench.core.errors import EvalError
 
 TARGET_FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 PAIR_CHUNK = 1 << 16  # pairs per gathered block: 2 x 64K x 512 float64 = 512 MiB at most
-ROW_BLOCK = 256  # templates per matrix-product block
+ROW_BLOCK = 512  # templates per matrix-product block (x 20K columns x 8 bytes = 80 MiB)
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,15 @@ class RocCurve:
 
 def template_index(template_ids: np.ndarray, wanted: np.ndarray, where: str) -> np.ndarray:
     """Row of each id of `wanted` in the sorted `template_ids`; an unknown id is an error."""
-    rows = np.searchsorted(template_ids, wanted)
-    rows = np.minimum(rows, len(template_ids) - 1)
-    unknown = template_ids[rows] != wanted
+    low, high = int(template_ids[0]), int(template_ids[-1])
+    if 0 <= low and high < 1 << 26:  # IJB ids are small integers: a lookup table, O(pairs)
+        table = np.full(high + 2, -1, dtype=np.int64)
+        table[template_ids] = np.arange(len(template_ids))
+        rows = table[np.clip(wanted, -1, high + 1)]  # -1 and high + 1 read the -1 sentinel
+        unknown = rows < 0
+    else:
+        rows = np.minimum(np.searchsorted(template_ids, wanted), len(template_ids) - 1)
+        unknown = template_ids[rows] != wanted
     if unknown.any():
         first = int(np.flatnonzero(unknown)[0])
         raise EvalError(
@@ -42,23 +48,31 @@ def template_index(template_ids: np.ndarray, wanted: np.ndarray, where: str) -> 
     return rows
 
 
+def _compact(indices: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(indices, return_inverse=True) for indices in [0, size), without sorting."""
+    present = np.zeros(size, dtype=bool)
+    present[indices] = True
+    distinct = np.flatnonzero(present)
+    position = np.zeros(size, dtype=np.int64)
+    position[distinct] = np.arange(len(distinct))
+    return distinct, position[indices]
+
+
 def pair_scores(features: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """float64 dot products features[first[i]] . features[second[i]], chunked, memory bounded.
 
-    IJB pairs repeat few templates on one side (IJB-B: 1,845 probes x 10,270 references), so when
-    the distinct rows times the distinct columns is not much larger than the pair count, scores
-    come from blocks of one matrix product; otherwise rows are gathered pair by pair."""
-    rows, row_of = np.unique(first, return_inverse=True)
-    columns, column_of = np.unique(second, return_inverse=True)
-    if len(rows) * len(columns) > 4 * len(first):
+    IJB pairs repeat few templates on one side (IJB-B: 1,845 x 10,270 templates for 8M pairs),
+    so when the distinct rows times the distinct columns is not much larger than the pair count,
+    scores come from blocks of one matrix product; otherwise rows are gathered pair by pair."""
+    rows, row_of = _compact(first, len(features))
+    columns, column_of = _compact(second, len(features))
+    if len(rows) * len(columns) > 16 * len(first):
         return _gathered_scores(features, first, second)
     scores = np.empty(len(first), dtype=np.float64)
     column_features = np.ascontiguousarray(features[columns].T)
-    order = np.argsort(row_of, kind="stable")
-    bounds = np.searchsorted(row_of[order], np.arange(0, len(rows) + ROW_BLOCK, ROW_BLOCK))
-    for block, start in enumerate(range(0, len(rows), ROW_BLOCK)):
+    for start in range(0, len(rows), ROW_BLOCK):
         product = features[rows[start : start + ROW_BLOCK]] @ column_features
-        members = order[bounds[block] : bounds[block + 1]]
+        members = np.flatnonzero((row_of >= start) & (row_of < start + ROW_BLOCK))
         scores[members] = product[row_of[members] - start, column_of[members]]
     return scores
 
@@ -79,13 +93,23 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> RocCurve:
     scores = np.asarray(scores, dtype=np.float64)
     if positive.all() or not positive.any():
         raise EvalError("the ROC needs both genuine (label 1) and impostor (label 0) pairs")
-    order = np.argsort(scores, kind="mergesort")[::-1]
-    sorted_scores = scores[order]
+    if not np.isfinite(scores).all():
+        raise EvalError(
+            f"{int((~np.isfinite(scores)).sum())} pair scores are not finite (a template with a "
+            "zero or NaN feature); check the features"
+        )
+    # sklearn sorts (score, label) pairs by score; a point's counts only depend on how many
+    # genuine and impostor scores are >= its threshold, so sorting the scores alone (10x faster
+    # than an argsort of IJB-C's 15.7M) and counting genuine scores by bisection is the same.
+    sorted_scores = np.sort(scores)[::-1]
+    genuine = np.sort(scores[positive])
     # The last position of each run of equal scores: one ROC point per distinct threshold.
     ends = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(scores) - 1]
-    true_positives = np.cumsum(positive[order], dtype=np.float64)[ends]
-    false_positives = 1 + ends - true_positives
     thresholds = sorted_scores[ends]
+    true_positives = (len(genuine) - np.searchsorted(genuine, thresholds, side="left")).astype(
+        np.float64
+    )
+    false_positives = 1 + ends - true_positives
     if len(false_positives) > 2:  # drop points on straight segments of the curve
         corner = np.logical_or(np.diff(false_positives, 2), np.diff(true_positives, 2))
         keep = np.flatnonzero(np.r_[True, corner, True])
@@ -113,9 +137,8 @@ def tar_at_far(curve: RocCurve, far: float) -> float:
     return float(curve.tpr[nearest])
 
 
-def verification_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
+def verification_metrics(curve: RocCurve) -> dict:
     """{"tar_at_far": {str(far): tar}, "auc": auc} as fractions, keys as Python prints the FAR."""
-    curve = roc_curve(labels, scores)
     return {
         "tar_at_far": {str(far): tar_at_far(curve, far) for far in TARGET_FARS},
         "auc": area_under(curve.fpr, curve.tpr),
