@@ -12,6 +12,10 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 DATASET ?= demo_diverse
 RECIPE ?=
 JOBS ?= 2
+# Several processes/nodes for `make bench` (README "Scaling"): NPROC per node under torchrun;
+# multi-node: NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT, or RDZV_ENDPOINT (c10d host:port).
+NPROC ?= 1
+LAUNCH = --nproc $(NPROC) $(foreach v,NNODES NODE_RANK MASTER_ADDR MASTER_PORT RDZV_ENDPOINT,$(if $($(v)),--$(subst _,-,$(shell echo $(v) | tr A-Z a-z)) $($(v)),))
 BENCH := $(BIN)/bench
 
 .PHONY: help setup demo test test-fast bench report diagnose lint format speed
@@ -36,8 +40,8 @@ demo: ## generate the demo sets, train + evaluate both demo training sets, build
 	$(BENCH) diagnose demo_consistent --per-identity 4 --model runs/demo_consistent/demo_cpu-seed0/final.pt
 	$(BENCH) report
 
-bench: ## prepare + check + train + eval one set: make bench DATASET=uiface_0.5m [RECIPE=ir50_arcface]
-	$(BENCH) bench $(DATASET) $(if $(RECIPE),--recipe $(RECIPE),)
+bench: ## prepare + check + train + eval one set: make bench DATASET=uiface_0.5m [RECIPE=ir50_arcface] [NPROC=8 [NNODES=2 NODE_RANK=0 MASTER_ADDR=host]]
+	$(BENCH) bench $(DATASET) $(if $(RECIPE),--recipe $(RECIPE),) $(LAUNCH)
 
 report: ## rebuild reports/ from results/**/*.json
 	$(BENCH) report

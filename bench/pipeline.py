@@ -29,6 +29,8 @@ class BenchOptions:
     device: str = "auto"
     workers: int = 2
     batch_size: int = 512
+    # Launched by torchrun: how long ranks > 0 wait for rank 0 to prepare/check/evaluate.
+    wait_timeout: float = 6 * 3600.0
 
 
 def ensure_prepared(entry: TrainingSet, catalog: Catalog, options: BenchOptions) -> Path:
@@ -77,8 +79,12 @@ def ensure_eval_sets(entry: TrainingSet, catalog: Catalog, options: BenchOptions
 
 
 def run_benchmark(name: str, catalog: Catalog, options: BenchOptions) -> Path:
-    """Run the whole benchmark for training set `name`; returns the result JSON's path."""
-    from bench.data.check import check
+    """Run the whole benchmark for training set `name`; returns the result JSON's path.
+
+    Launched by torchrun (`bench bench --nproc N`), rank 0 alone prepares, checks and evaluates
+    and writes files; the other ranks wait for it (a failure there stops them with its message)
+    and every rank trains."""
+    from bench.train import dist
     from bench.train.config import config_hash, load_config, recipe_path
     from bench.train.loop import train
 
@@ -87,25 +93,50 @@ def run_benchmark(name: str, catalog: Catalog, options: BenchOptions) -> Path:
     # Named like `bench train` names it (the file's stem), so both resume the same run.
     recipe = recipe_file.stem
     config = load_config(recipe_file, list(options.overrides))
+    context = dist.setup(options.device)  # the process group, when launched by torchrun
+    if not context.is_main:
+        logging.getLogger().setLevel(logging.WARNING)  # log lines come from rank 0 only
+    try:
+        waits = dist.wait_group(context, options.wait_timeout)
+        prepared = dist.on_main(
+            f"prepare and check {entry.name}",
+            lambda: prepare_and_check(entry, catalog, options),
+            context,
+            waits,
+        )
+        run_dir = options.runs_root / entry.name / f"{recipe}-seed{config.seed}"
+        checkpoint = train(
+            config,
+            prepared,
+            run_dir,
+            resume=True,
+            eval_root=options.data_root,
+            catalog=catalog,
+            device=options.device,
+        )
+        return dist.on_main(
+            f"evaluate {checkpoint}",
+            lambda: evaluate_run(
+                entry, catalog, options, checkpoint, run_dir, recipe, config_hash(config), prepared
+            ),
+            context,
+            waits,
+        )
+    finally:
+        dist.teardown(context)
+
+
+def prepare_and_check(entry: TrainingSet, catalog: Catalog, options: BenchOptions) -> Path:
+    """Evaluation sets present, training set prepared and checked; returns the prepared set."""
+    from bench.data.check import check
+
     ensure_eval_sets(entry, catalog, options)  # fail before hours of training, not after
     prepared = ensure_prepared(entry, catalog, options)
     report = check(prepared, entry, workers=options.workers)
     print(report.to_text())
     if not report.ok:
         raise DatasetError(f"{prepared}: `bench check {entry.name}` found problems (see above)")
-    run_dir = options.runs_root / entry.name / f"{recipe}-seed{config.seed}"
-    checkpoint = train(
-        config,
-        prepared,
-        run_dir,
-        resume=True,
-        eval_root=options.data_root,
-        catalog=catalog,
-        device=options.device,
-    )
-    return evaluate_run(
-        entry, catalog, options, checkpoint, run_dir, recipe, config_hash(config), prepared
-    )
+    return prepared
 
 
 def evaluate_run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from bench.catalog import load_catalog
 from bench.commands.common import (
@@ -15,6 +16,7 @@ from bench.commands.common import (
     add_runs_root,
     add_workers,
 )
+from bench.commands.launch import add_launch_options, needs_launch, relaunch
 from bench.core import paths
 from bench.pipeline import BenchOptions, run_benchmark
 
@@ -32,9 +34,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_workers(parser)
     add_batch_size(parser)
     add_catalog(parser)
+    add_launch_options(parser)
+    parser.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=360.0,
+        help="minutes ranks > 0 wait for rank 0 to prepare/check/evaluate (default %(default)s)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
+    if needs_launch(args):  # --nproc/--nnodes: the same command in N processes under torchrun
+        return relaunch(args, "bench")
     options = BenchOptions(
         data_root=paths.data_root(args.data_root),
         runs_root=paths.runs_root(args.runs_root),
@@ -44,7 +55,9 @@ def main(args: argparse.Namespace) -> int:
         device=args.device,
         workers=args.workers,
         batch_size=args.batch_size,
+        wait_timeout=args.wait_timeout * 60.0,
     )
     result = run_benchmark(args.name, load_catalog(args.catalog), options)
-    print(f"result: {result}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns here
+        print(f"result: {result}")
     return 0

@@ -10,15 +10,20 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from bench.core.errors import ConfigError
+from bench.core.errors import ConfigError, TrainingError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,53 @@ def broadcast_object(value: object, context: DistContext) -> object:
         return value
     holder = [value]
     dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def wait_group(context: DistContext, timeout_s: float) -> object | None:
+    """A gloo group whose collectives time out after `timeout_s`, for ranks waiting on rank 0
+    (preparing a set can take hours: far longer than the default group's collective timeout).
+    None in a single process. Collective: every rank calls it."""
+    if not context.distributed:
+        return None
+    return dist.new_group(backend="gloo", timeout=timedelta(seconds=timeout_s))
+
+
+def on_main(what: str, work: Callable[[], T], context: DistContext, group: object | None) -> T:
+    """Rank 0 runs `work`; the others wait for its (picklable) result, or fail with its error.
+
+    `what` says what is waited for ("prepare and check demo_diverse"): it names the wait in the
+    timeout message of the waiting ranks and rank 0's failure in theirs.
+    """
+    if not context.distributed:
+        return work()
+    if context.is_main:
+        try:
+            value = work()
+        except BaseException as error:
+            _send({"error": f"{type(error).__name__}: {error}"}, group)
+            raise
+        _send({"value": value}, group)
+        return value
+    try:
+        message = _receive(group)
+    except RuntimeError as error:  # timed out, or rank 0 died (its launcher stops us too)
+        raise TrainingError(
+            f"rank {context.rank}: no word from rank 0, which was to {what} ({error}). If rank 0 "
+            "is still working, raise --wait-timeout; otherwise see rank 0's log for its error"
+        ) from None
+    if "error" in message:
+        raise TrainingError(f"rank 0 failed to {what}: {message['error']}")
+    return message["value"]
+
+
+def _send(message: dict, group: object | None) -> None:
+    dist.broadcast_object_list([message], src=0, group=group)
+
+
+def _receive(group: object | None) -> dict:
+    holder: list = [None]
+    dist.broadcast_object_list(holder, src=0, group=group)
     return holder[0]
 
 
