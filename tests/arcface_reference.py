@@ -109,28 +109,31 @@ def polynomial_lr(base_lr: float, warmup: int, total: int, steps: int, power: fl
     return rates
 
 
-def training_step(
+def training_steps(
     backbone: nn.Module,
     weight: nn.Parameter,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    lr: float,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    rates: list[float],
     margins: tuple[float, float, float] = (1.0, 0.5, 0.0),
     clip: float = 5.0,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-) -> torch.Tensor:
-    """train_v2.py's fp32 step: SGD over [backbone, centres], backward, clip the backbone's
-    gradient norm to `clip`, update. Returns the loss."""
+) -> list[torch.Tensor]:
+    """train_v2.py's fp32 loop body, one step per batch: SGD (momentum 0.9, weight decay 5e-4 on
+    every parameter) over [backbone, centres]; backward; clip the backbone's gradient norm only;
+    step; zero; the scheduler then sets the next lr. Returns the losses."""
     optimizer = torch.optim.SGD(
         [{"params": backbone.parameters()}, {"params": [weight]}],
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
+        lr=rates[0],
+        momentum=0.9,
+        weight_decay=5e-4,
     )
-    loss = head_loss(backbone(images), weight, labels, margins)
-    loss.backward()
-    nn.utils.clip_grad_norm_(backbone.parameters(), clip)
-    optimizer.step()
-    optimizer.zero_grad()
-    return loss.detach()
+    losses = []
+    for (images, labels), lr in zip(batches, rates, strict=True):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss = head_loss(backbone(images), weight, labels, margins)
+        loss.backward()
+        nn.utils.clip_grad_norm_(backbone.parameters(), clip)
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.detach())
+    return losses

@@ -277,7 +277,8 @@ def _build(cfg: TrainConfig, num_classes: int, context: dist.DistContext) -> _St
         weight_decay=cfg.weight_decay,
     )
     use_scaler = autocast_dtype(cfg, context.device) is torch.float16
-    scaler = torch.amp.GradScaler(context.device.type, enabled=use_scaler)
+    # fp16 only: arcface_torch's scaler grows the scale after 100 clean steps (torch: 2000).
+    scaler = torch.amp.GradScaler(context.device.type, growth_interval=100, enabled=use_scaler)
     return _State(module, optimizer, scaler, 0)
 
 
