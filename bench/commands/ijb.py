@@ -19,7 +19,8 @@ from bench.core import paths
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--root", required=True, help="folder holding IJBB/ and/or IJBC/ (insightface's package)"
+        "--root",
+        help="folder holding IJBB/ and/or IJBC/ (insightface's package; default <data-root>/eval)",
     )
     parser.add_argument("--target", required=True, choices=("ijbb", "ijbc"), help="IJB variant")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -65,7 +66,8 @@ def main(args: argparse.Namespace) -> int:
     from bench.eval.ijb.templates import ScoringFlags
     from bench.eval.results import provenance
 
-    package = read_package(args.root, args.target)
+    root = Path(args.root) if args.root else paths.eval_dir(paths.data_root(args.data_root))
+    package = read_package(root, args.target)
     flags = ScoringFlags(
         flip=not args.no_flip,
         image_norm=args.image_norm,

@@ -35,6 +35,11 @@ class EvalData:
 def eval_set_path(name: str, root: Path, catalog: Catalog) -> Path:
     """The .bin of evaluation set `name`; DatasetError saying how to get it when missing."""
     entry = catalog.eval_set(name)
+    if entry.kind != "bin":
+        raise DatasetError(
+            f"evaluation set {name!r} is an IJB package, not a .bin pair file: score it with "
+            f"`bench ijb --target {name}` (1:1 and 1:N on templates)"
+        )
     path = paths.eval_dir(Path(root)) / entry.file
     if not path.is_file():
         raise DatasetError(

@@ -208,3 +208,24 @@ def test_model_path_aligns_embeds_caches_and_saves(mini, tmp_path, monkeypatch):
     assert from_cache["verification"] == from_file["verification"]
     assert from_cache["identification"] == from_file["identification"]
     assert from_cache["model"]["backbone"] == "ir18"
+
+
+def test_registry_knows_ijb_packages(tmp_path):
+    import yaml
+
+    from bench.catalog import load_catalog
+    from bench.core.errors import CatalogError
+    from bench.eval.sets import eval_set_path
+
+    catalog = load_catalog()
+    assert {catalog.eval_set(name).kind for name in ("ijbb", "ijbc")} == {"ijb"}
+    assert catalog.eval_set("ijbc").file == "IJBC" and catalog.eval_set("lfw").kind == "bin"
+    with pytest.raises(DatasetError, match=r"bench ijb --target ijbc"):
+        eval_set_path("ijbc", tmp_path, catalog)
+    entry = {"display_name": "X", "pairs": 3, "file": "X", "obtain": "-", "kind": "zip"}
+    path = tmp_path / "datasets.yaml"
+    path.write_text(
+        yaml.safe_dump({"schema_version": 1, "training": {}, "evaluation": {"x": entry}})
+    )
+    with pytest.raises(CatalogError, match=r"'zip' is not one of bin, ijb"):
+        load_catalog(path)
