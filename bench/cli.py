@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ijb": ("ijb", "IJB-B / IJB-C template 1:1 verification and 1:N identification"),
     "export-onnx": ("export_onnx", "export a checkpoint to ONNX and check it with onnxruntime"),
     "bench": ("bench", "prepare + check + train + eval one training set (what `make bench` runs)"),
+    "slurm": ("slurm", "write an sbatch script that runs `bench bench` on a SLURM cluster"),
     "report": ("report", "rebuild the leaderboards, plots and tables from result JSONs"),
     "diagnose": ("diagnose", "diversity, separability and identity-leakage diagnostics"),
     "speed": ("speed", "measure training step, data pipeline, end-to-end and eval speed"),

@@ -22,6 +22,12 @@ from bench.pipeline import BenchOptions, run_benchmark
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser)
+    add_launch_options(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `bench bench` runs (without the launch options; `bench slurm` forwards these)."""
     parser.add_argument(
         "name", help="training set from datasets.yaml (e.g. uiface_0.5m, demo_diverse)"
     )
@@ -34,7 +40,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_workers(parser)
     add_batch_size(parser)
     add_catalog(parser)
-    add_launch_options(parser)
     parser.add_argument(
         "--wait-timeout",
         type=float,

@@ -86,11 +86,14 @@ def torchrun_options(args: argparse.Namespace, run_id: str) -> list[str]:
     ]  # fmt: skip
 
 
-def forwarded_arguments(args: argparse.Namespace, command: str) -> list[str]:
-    """`bench COMMAND ...` as the processes run it: the parsed arguments minus the launch ones."""
+def forwarded_arguments(
+    args: argparse.Namespace, command: str, exclude: frozenset[str] = frozenset()
+) -> list[str]:
+    """`bench COMMAND ...` as the processes run it: the parsed arguments minus the launch ones
+    (and those in `exclude`)."""
     words = [command]
     for action in args.launch_parser._actions:
-        if action.dest in LAUNCH_DESTS or action.dest == "help":
+        if action.dest in LAUNCH_DESTS | exclude or action.dest == "help":
             continue
         value = getattr(args, action.dest, None)
         if not action.option_strings:  # positional (one value, or nargs="*")
