@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from backbones.arguments import check_arguments
 from bench.core.registry import Registry
 
 # Defined before the family modules are imported: they register into it.
@@ -18,8 +19,11 @@ from backbones import iresnet, irse, mobilefacenet  # noqa: E402,F401  (fills BA
 
 
 def build_backbone(name: str, **kwargs) -> nn.Module:
-    """Build the registered backbone `name` (CatalogError with close matches if unknown)."""
-    return BACKBONES.get(name)(**kwargs)
+    """Build the registered backbone `name` (CatalogError with close matches if unknown; ConfigError
+    naming the key for an unknown, wrong-typed or out-of-range argument, before allocating)."""
+    factory = BACKBONES.get(name)
+    check_arguments(name, factory, kwargs)
+    return factory(**kwargs)
 
 
 def backbone_names() -> list[str]:

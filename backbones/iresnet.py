@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from backbones import BACKBONES
+from backbones.arguments import STANDARD, declare
 
 STAGE_DEPTHS: dict[str, tuple[int, int, int, int]] = {
     "ir18": (2, 2, 2, 2),
@@ -199,6 +200,7 @@ def _iresnet_factory(name: str):
     def build(width: int = 64, embedding_size: int = 512, dropout: float = 0.0) -> IResNet:
         return IResNet(depths, width=width, embedding_size=embedding_size, dropout=dropout)
 
+    build = declare(**STANDARD)(build)
     build.__name__ = f"build_{name}"
     build.__doc__ = f"IResNet {name.upper()} (stage depths {depths}), arcface_torch-compatible."
     return build

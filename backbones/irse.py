@@ -9,10 +9,12 @@ max-pool shortcut on identity-width stages, so they do not load into this module
 from __future__ import annotations
 
 from backbones import BACKBONES
+from backbones.arguments import STANDARD, declare
 from backbones.iresnet import STAGE_DEPTHS, IResNet
 
 
 @BACKBONES.register("irse50")
+@declare(**STANDARD)
 def build_irse50(width: int = 64, embedding_size: int = 512, dropout: float = 0.0) -> IResNet:
     """IR-SE-50: stage depths (3, 4, 14, 3) with squeeze-excitation (reduction 16)."""
     return IResNet(

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from backbones import BACKBONES
+from backbones.arguments import STANDARD, declare
 
 FEATURE_MAP = 7
 
@@ -94,6 +95,7 @@ class MobileFaceNet(nn.Module):
 
 
 @BACKBONES.register("mobilefacenet")
+@declare(**STANDARD)
 def build_mobilefacenet(
     width: int = 64, embedding_size: int = 512, dropout: float = 0.0
 ) -> MobileFaceNet:

@@ -79,6 +79,16 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_trust_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="allow a TorchScript --model: it runs the code stored in the file (any torch "
+        "operator, file writes included), so only for files you trust; checkpoints (weights "
+        "only) and ONNX never need it",
+    )
+
+
 def add_workers(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",

@@ -12,6 +12,7 @@ from bench.commands.common import (
     add_data_root,
     add_device,
     add_results,
+    add_trust_model,
 )
 from bench.core import paths
 from bench.core.errors import EvalError
@@ -25,6 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=",".join(STANDARD_TARGETS),
         help="comma-separated evaluation sets (default: %(default)s)",
     )
+    add_trust_model(parser)
     add_data_root(parser)
     add_batch_size(parser)
     add_device(parser)
@@ -49,10 +51,12 @@ def main(args: argparse.Namespace) -> int:
         else paths.results_root(args.results) / "eval" / f"{Path(args.model).name}.json"
     )
     ensure_directory(out.parent)  # an unwritable --out fails before the evaluation, not after
-    embedder = load_model(args.model, device=default_device(args.device))
+    embedder = load_model(args.model, device=default_device(args.device), trust=args.trust_model)
     result = build_result(embedder, evaluate(embedder, targets, root, catalog, args.batch_size))
     write_result(out, result)
     print(format_table(result, catalog))
+    for warning in result["warnings"]:
+        print(f"WARNING: {warning}")
     print(f"result: {out}")
     return 0
 

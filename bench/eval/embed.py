@@ -21,6 +21,14 @@ import torch
 
 from bench.core import io
 from bench.core.errors import EvalError, FormatError
+from bench.eval.model_checks import (
+    check_onnx_file,
+    check_onnx_signature,
+    checkpoint_backbone,
+    embedding_array,
+    onnx_runtime_errors,
+    refuse_untrusted_torchscript,
+)
 from bench.eval.preprocess import normalise
 
 log = logging.getLogger(__name__)
@@ -97,9 +105,18 @@ class TorchEmbedder(Embedder):
             batch = batch.flip(-1)
         with torch.inference_mode():
             x = normalise(batch)
-            plain = self.module(x)
-            flipped = self.module(torch.flip(x, dims=[3]))
-        return _to_numpy(plain), _to_numpy(flipped)
+            try:
+                plain = self.module(x)
+                flipped = self.module(torch.flip(x, dims=[3]))
+            except RuntimeError as error:
+                raise EvalError(
+                    f"{self.info.path if self.info else 'model'}: forward failed on a "
+                    f"{tuple(x.shape)} float32 batch ({str(error).strip()[:300]})"
+                ) from error
+        where = self.info.path if self.info else "model"
+        return embedding_array(plain, len(images), where), embedding_array(
+            flipped, len(images), where
+        )
 
 
 class OnnxEmbedder(Embedder):
@@ -118,7 +135,15 @@ class OnnxEmbedder(Embedder):
                     f"(available: {', '.join(available)}); install onnxruntime-gpu or use cpu"
                 )
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = onnxruntime.InferenceSession(str(path), providers=providers)
+        check_onnx_file(path)
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=providers)
+        except onnx_runtime_errors() as error:
+            raise EvalError(
+                f"{path}: onnxruntime cannot load the model ({str(error).strip()[:300]}); "
+                "re-export it with standard ONNX operators only"
+            ) from error
+        check_onnx_signature(self.session, path)
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         # A model exported with a fixed batch size needs its batches padded to that size.
@@ -126,6 +151,16 @@ class OnnxEmbedder(Embedder):
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
 
     def _run(self, x: np.ndarray) -> np.ndarray:
+        try:
+            output = self._run_batches(x)
+        except onnx_runtime_errors() as error:
+            raise EvalError(
+                f"{self.info.path}: onnxruntime failed on a ({', '.join(map(str, x.shape))}) "
+                f"float32 batch ({str(error).strip()[:300]})"
+            ) from error
+        return embedding_array(output, x.shape[0], self.info.path)
+
+    def _run_batches(self, x: np.ndarray) -> np.ndarray:
         count = x.shape[0]
         if self.fixed_batch is None:
             return self.session.run(None, {self.input_name: x})[0]
@@ -144,12 +179,6 @@ class OnnxEmbedder(Embedder):
             flipped = torch.flip(x, dims=[3]).contiguous().numpy()
             plain = x.contiguous().numpy()
         return self._run(plain).astype(np.float32), self._run(flipped).astype(np.float32)
-
-
-def _to_numpy(output: Any) -> np.ndarray:
-    if isinstance(output, (tuple, list)):  # some exported models return (embedding, ...)
-        output = output[0]
-    return output.detach().float().cpu().numpy()
 
 
 def embed_pairs(
@@ -188,15 +217,24 @@ def default_device(requested: str | None = "auto") -> str:
     return requested
 
 
-def load_model(path: str | Path, device: str = "cpu") -> Embedder:
-    """An Embedder for a training checkpoint (.pt), an ONNX file or a TorchScript file."""
+def load_model(path: str | Path, device: str = "cpu", trust: bool = False) -> Embedder:
+    """An Embedder for a training checkpoint (.pt), an ONNX file or a TorchScript file.
+
+    TorchScript runs the code inside the file, so it is loaded only with `trust=True`."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"model file {path} not found")
     if path.suffix.lower() == ".onnx":
         return OnnxEmbedder(path, ModelInfo(str(path), io.sha256_file(path), "onnx"), device)
     if _is_torchscript(path):
-        module = torch.jit.load(str(path), map_location="cpu")
+        if not trust:
+            refuse_untrusted_torchscript(path)
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except RuntimeError as error:
+            raise FormatError(
+                f"{path}: not a loadable TorchScript archive ({str(error).strip()[:300]})"
+            ) from error
         return TorchEmbedder(
             module, ModelInfo(str(path), io.sha256_file(path), "torchscript"), device
         )
@@ -251,10 +289,8 @@ def load_checkpoint_backbone(path: Path) -> tuple[torch.nn.Module, str]:
 
 def backbone_from_checkpoint(checkpoint: dict, path: Path) -> tuple[torch.nn.Module, str]:
     """Build the checkpoint's backbone from the registry and load its weights (strict)."""
-    from backbones import build_backbone
-
     name = checkpoint["backbone"]
-    module = build_backbone(name, **dict(checkpoint.get("backbone_kwargs") or {}))
+    module = checkpoint_backbone(checkpoint, path)
     state = checkpoint["model"]
     # A state dict saved from a DDP-wrapped model carries a "module." prefix on every key.
     if state and all(key.startswith("module.") for key in state):
