@@ -10,6 +10,7 @@ TORCH_VERSION ?= 2.13.0
 # nothing for PyPI's default build.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 DATASET ?= demo_diverse
+SOURCE ?=
 RECIPE ?=
 JOBS ?= 2
 # Several processes/nodes for `make bench` (README "Scaling"): NPROC per node under torchrun;
@@ -18,7 +19,7 @@ NPROC ?= 1
 LAUNCH = --nproc $(NPROC) $(foreach v,NNODES NODE_RANK MASTER_ADDR MASTER_PORT RDZV_ENDPOINT,$(if $($(v)),--$(subst _,-,$(shell echo $(v) | tr A-Z a-z)) $($(v)),))
 BENCH := $(BIN)/bench
 
-.PHONY: help setup demo test test-fast bench report diagnose lint format speed
+.PHONY: help setup demo test test-fast bench reproduce report diagnose lint format speed
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,6 +43,10 @@ demo: ## generate the demo sets, train + evaluate both demo training sets, build
 
 bench: ## prepare + check + train + eval one set: make bench DATASET=uiface_0.5m [RECIPE=ir50_arcface] [NPROC=8 [NNODES=2 NODE_RANK=0 MASTER_ADDR=host]]
 	$(BENCH) bench $(DATASET) $(if $(RECIPE),--recipe $(RECIPE),) $(LAUNCH)
+
+reproduce: ## train a published table's sets, 3 seeds, then report: make reproduce SOURCE=dcface_paper [RECIPE=fixed]
+	$(BENCH) reproduce $(SOURCE) $(if $(RECIPE),--recipe $(RECIPE),)
+	$(BENCH) report
 
 report: ## rebuild reports/ from results/**/*.json
 	$(BENCH) report

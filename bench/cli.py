@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-onnx": ("export_onnx", "export a checkpoint to ONNX and check it with onnxruntime"),
     "bench": ("bench", "prepare + check + train + eval one training set (what `make bench` runs)"),
     "slurm": ("slurm", "write an sbatch script that runs `bench bench` on a SLURM cluster"),
+    "reproduce": ("reproduce", "train every present set of one published table, several seeds"),
     "report": ("report", "rebuild the leaderboards, plots and tables from result JSONs"),
     "diagnose": ("diagnose", "diversity, separability and identity-leakage diagnostics"),
     "speed": ("speed", "measure training step, data pipeline, end-to-end and eval speed"),

@@ -8,9 +8,10 @@ in principle: the detail line prints both numbers so a reader can judge."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.catalog import STANDARD_TARGETS, Catalog, PublishedResult
+from bench.report import stats
 from bench.report.tables import Row, Suite
 
 AUDIT_TOLERANCE = 0.005
@@ -105,6 +106,12 @@ class ReproductionEntry:
     ours_mean: float | None  # ours_over: our mean over exactly the published mean's sets
     gaps: dict[str, float]  # ours - published, per target, percent points
     mean_gap: float | None
+    # 95% CI half-width of ours_mean over our seeds (None with one seed: no seed spread)
+    mean_spread: float | None = None
+    verdict: str = ""  # "within", "outside" or "n/a" (see verdict())
+    outside: tuple[str, ...] = ()  # targets (and "mean") whose gap exceeds our seed spread
+    source_id: str = ""
+    caveats: tuple[str, ...] = ()  # the source's, from the registry (e.g. Accuracy-Highest)
 
 
 def reproduction_table(catalog: Catalog, suites: list[Suite]) -> list[ReproductionEntry]:
@@ -124,9 +131,50 @@ def reproduction_table(catalog: Catalog, suites: list[Suite]) -> list[Reproducti
                 for row in measured.get(dataset, [])
                 if set(row.scores) & set(compared_targets(item))
             ]
+            source = catalog.sources.get(item.source_id)
+            caveats = source.caveats if source else ()
             for row in shared or [None]:
-                entries.append(_reproduce(dataset, training_set.display_name, item, row))
+                entry = _reproduce(dataset, training_set.display_name, item, row)
+                entries.append(_with_verdict(entry, item, caveats))
     return entries
+
+
+def ours_spread_over(item: PublishedResult, row: Row) -> float | None:
+    """95% CI half-width over seeds of our mean over the source's sets; None for one seed."""
+    targets = compared_targets(item)
+    if len(row.runs) < 2 or not set(targets) <= set(row.scores):
+        return None
+    means = [
+        sum(100.0 * run.data["targets"][t]["acc"] for t in targets) / len(targets)
+        for run in row.runs
+    ]
+    return stats.mean_ci(means)[1]
+
+
+def _with_verdict(
+    entry: ReproductionEntry, item: PublishedResult, caveats: tuple[str, ...]
+) -> ReproductionEntry:
+    """Verdict: is every published cell (and mean) within our seed spread (95% CI over seeds)?
+    One seed has no seed spread (a fold std is not one): "n/a"."""
+    spread = None if entry.ours is None else ours_spread_over(item, entry.ours)
+    outside: list[str] = []
+    if entry.ours is None or len(entry.ours.runs) < 2:
+        verdict = "n/a"
+    else:
+        for target, gap in entry.gaps.items():
+            if abs(gap) > entry.ours.scores[target].spread + _FLOAT_SLACK:
+                outside.append(target)
+        if entry.mean_gap is not None and spread is not None and abs(entry.mean_gap) > spread:
+            outside.append("mean")
+        verdict = "outside" if outside else "within"
+    return replace(
+        entry,
+        mean_spread=spread,
+        verdict=verdict,
+        outside=tuple(outside),
+        source_id=item.source_id,
+        caveats=tuple(caveats),
+    )
 
 
 def _reproduce(

@@ -169,6 +169,7 @@ def _context(
 ) -> dict:
     audit_entries = audit.audit_published(catalog)
     flagged = {(entry.dataset, entry.source) for entry in audit_entries if entry.flagged}
+    reproduction = _reproduction_view(catalog, suites, flagged)
     counter = iter(range(1, 1_000_000))
     suite_views = []
     for index, suite in enumerate(suites, start=1):
@@ -199,7 +200,8 @@ def _context(
         "warnings": summary.warnings,
         "notes": summary.notes,
         "suites": suite_views,
-        "reproduction": _reproduction_view(catalog, suites, flagged),
+        "reproduction": reproduction,
+        "reproduction_caveats": _caveat_views(reproduction, catalog),
         "audit": [_audit_view(entry) for entry in audit_entries],
         "audit_tolerance": audit.AUDIT_TOLERANCE,
         "cards": cards,
@@ -335,7 +337,7 @@ def _reproduction_view(catalog: Catalog, suites: list[Suite], flagged: set) -> l
             text = "-" if theirs is None else f"{theirs:.2f}"
             if ours is not None:
                 mine = ours.scores.get(target)
-                text += " / -" if mine is None else f" / {mine.value:.2f}"
+                text += " / -" if mine is None else f" / {_seed_score(mine)}"
                 text += f" ({entry.gaps[target]:+.2f})" if target in entry.gaps else ""
             cells.append(text)
         views.append(
@@ -343,15 +345,48 @@ def _reproduction_view(catalog: Catalog, suites: list[Suite], flagged: set) -> l
                 "name": entry.display_name,
                 "dataset": entry.dataset,
                 "source": entry.source,
+                "source_id": entry.source_id,
                 "recipe": entry.recipe,
                 "cells": cells,
                 "published_mean": _published_mean_text(entry),
                 "ours": _ours_text(entry),
                 "gap": "-" if entry.mean_gap is None else f"{entry.mean_gap:+.2f}",
+                "verdict": _verdict_text(entry, catalog),
+                "caveats": list(entry.caveats),
                 "flagged": (entry.dataset, entry.source) in flagged,
             }
         )
     return views
+
+
+def _seed_score(score: Score) -> str:
+    """Ours in a reproduction cell: mean ± 95% CI over seeds; one seed shows its value alone
+    (its fold std is not a seed spread)."""
+    return (
+        f"{score.value:.2f} ± {score.spread:.2f}" if score.kind == "ci95" else f"{score.value:.2f}"
+    )
+
+
+def _verdict_text(entry: audit.ReproductionEntry, catalog: Catalog) -> str:
+    if entry.ours is None:
+        return "-"
+    if entry.verdict == "n/a":
+        return "n/a (one seed: no seed spread)"
+    if entry.verdict == "within":
+        return "within our seed spread"
+    names = ", ".join(_display(catalog, target) for target in entry.outside)
+    return f"outside our seed spread ({names})"
+
+
+def _caveat_views(entries: list[dict], catalog: Catalog) -> list[dict]:
+    """The caveats of every source in the reproduction table, once each, in table order."""
+    seen: dict[str, dict] = {}
+    for view in entries:
+        source_id = view["source_id"]
+        if source_id and source_id not in seen and catalog.sources[source_id].caveats:
+            source = catalog.sources[source_id]
+            seen[source_id] = {"title": source.title, "caveats": list(source.caveats)}
+    return list(seen.values())
 
 
 def _published_mean_text(entry: audit.ReproductionEntry) -> str:

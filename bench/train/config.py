@@ -62,6 +62,9 @@ HASH_OMITTED_AT_DEFAULT = frozenset(
         "input_colour",
     }
 )
+# Keys that pick a replicate of a recipe, not another recipe: left out of `config_hash` so that
+# the seeds of one (set, recipe) share a hash and the report aggregates them (mean ± 95% CI).
+REPLICATE_KEYS = frozenset({"seed"})
 LR_SCHEDULES = ("poly", "step")
 BASE_KEY = "base"  # `base: ir50_arcface`: the recipe this one inherits its keys from
 INPUT_COLOURS = ("rgb", "bgr")
@@ -267,12 +270,14 @@ def config_from_dict(values: dict[str, Any], source: str = "checkpoint") -> Trai
 
 
 def config_hash(cfg: TrainConfig) -> str:
-    """12-hex fingerprint of the recipe's maths (operational keys excluded)."""
+    """12-hex fingerprint of the recipe's maths (operational keys and the seed excluded)."""
     defaults = TrainConfig().to_dict()
     payload = {
         k: v
         for k, v in cfg.to_dict().items()
-        if k not in OPERATIONAL_KEYS and not (k in HASH_OMITTED_AT_DEFAULT and v == defaults[k])
+        if k not in OPERATIONAL_KEYS
+        and k not in REPLICATE_KEYS
+        and not (k in HASH_OMITTED_AT_DEFAULT and v == defaults[k])
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]

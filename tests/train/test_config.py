@@ -106,4 +106,6 @@ def test_hash_tracks_maths_not_operations() -> None:
     assert config_hash(base) == config_hash(TrainConfig())
     assert config_hash(base) != config_hash(TrainConfig(epochs=base.epochs + 1))
     assert config_hash(base) == config_hash(TrainConfig(num_workers=base.num_workers + 3))
+    # Seeds are replicates of one recipe: one hash, so the report aggregates them.
+    assert config_hash(base) == config_hash(TrainConfig(seed=base.seed + 1))
     assert "epochs: 30" in resolved_yaml(base)
