@@ -67,21 +67,18 @@ def warp_affine(image: np.ndarray, matrix: np.ndarray, size: int = SIZE) -> np.n
     source_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
     source_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
     left, top = np.floor(source_x), np.floor(source_y)
-    fx = (source_x - left)[..., np.newaxis]
-    fy = (source_y - top)[..., np.newaxis]
-    # A one-pixel black frame makes every out-of-image neighbour read 0 (BORDER_CONSTANT).
-    padded = np.pad(image.astype(np.float64), ((1, 1), (1, 1), (0, 0)))
-    height, width = padded.shape[:2]
-    x0 = np.clip(left.astype(np.int64) + 1, 0, width - 1)
-    x1 = np.clip(left.astype(np.int64) + 2, 0, width - 1)
-    y0 = np.clip(top.astype(np.int64) + 1, 0, height - 1)
-    y1 = np.clip(top.astype(np.int64) + 2, 0, height - 1)
-    value = (
-        padded[y0, x0] * (1 - fx) * (1 - fy)
-        + padded[y0, x1] * fx * (1 - fy)
-        + padded[y1, x0] * (1 - fx) * fy
-        + padded[y1, x1] * fx * fy
-    )
+    fx, fy = source_x - left, source_y - top
+    left, top = left.astype(np.int64), top.astype(np.int64)
+    height, width = image.shape[:2]
+    value = np.zeros((size, size, image.shape[2]), dtype=np.float64)
+    # Only the 4 x size^2 neighbours are read (a loose crop can be large); a neighbour outside
+    # the image reads 0, OpenCV's BORDER_CONSTANT.
+    for dy, weight_y in ((0, 1.0 - fy), (1, fy)):
+        for dx, weight_x in ((0, 1.0 - fx), (1, fx)):
+            x, y = left + dx, top + dy
+            inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+            pixels = image[np.clip(y, 0, height - 1), np.clip(x, 0, width - 1)]
+            value += pixels * (weight_x * weight_y * inside)[..., np.newaxis]
     return np.clip(np.rint(value), 0, 255).astype(np.uint8)
 
 
