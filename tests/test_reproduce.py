@@ -15,7 +15,8 @@ from bench.cli import main as cli_main
 from bench.core.errors import ConfigError
 from bench.pipeline import BenchOptions
 from bench.report import stats
-from bench.reproduce import plan
+from bench.reproduce import plan, table_sets
+from bench.train.config import load_config, recipe_path
 
 REGISTRY = FIXTURES / "reproduce" / "datasets.yaml"
 
@@ -97,3 +98,17 @@ def test_reproduce_end_to_end_then_report_shows_the_verdict(tmp_path, capsys):
     for absent in ("Absent set", "Unreleased set"):
         assert any(line.startswith(f"| {absent} | Demo paper") and "not measured" in line
                    for line in markdown.splitlines())  # fmt: skip
+
+
+def test_every_real_source_plans_with_its_recipe_and_lists_absent_sets(tmp_path):
+    """The real registry: each source's recipe resolves and loads; nothing is here, so every set
+    of its table is listed absent with how to get it (none silently dropped)."""
+    catalog = load_catalog()
+    for name, source in catalog.sources.items():
+        mode = "source" if source.recipe else "fixed"
+        if source.recipe:
+            load_config(recipe_path(source.recipe))
+        todo = plan(catalog, name, _options(tmp_path), mode, seeds=1)
+        assert todo.cells == []
+        assert [a.dataset for a in todo.absent] == [e.name for e in table_sets(catalog, name)]
+        assert all(a.how for a in todo.absent)
