@@ -207,37 +207,39 @@ def box_mask(boxes: Boxes, size: tuple[int, int], device: torch.device) -> torch
     return inside.unsqueeze(1)
 
 
-def bilinear_matrix(out_size: int, start: torch.Tensor, length: torch.Tensor, in_size: int):
+def bilinear_matrix(
+    out_size: int, start: torch.Tensor, length: torch.Tensor, in_size: int, like: torch.Tensor
+) -> torch.Tensor:
     """(N, out, in) matrices resampling input positions [start, start + length) bilinearly onto
-    `out_size` outputs, as F.interpolate(mode="bilinear", align_corners=False) does on that slice."""
-    start = start.to(torch.float64).view(-1, 1)
-    length = length.to(torch.float64).view(-1, 1)
-    position = torch.arange(out_size, dtype=torch.float64).view(1, -1)
+    `out_size` outputs, as F.interpolate(mode="bilinear", align_corners=False) does on that slice;
+    built on the device and in the dtype of `like` (all positions are small exact integers)."""
+    start = start.to(like).view(-1, 1)
+    length = length.to(like).view(-1, 1)
+    position = torch.arange(out_size).to(like).view(1, -1)
     source = ((position + 0.5) * length / out_size - 0.5).clamp_min(0.0)
     low = torch.floor(source)
     high = torch.minimum(low + 1, length - 1)
     fraction = source - low
-    columns = torch.arange(in_size, dtype=torch.float64).view(1, 1, -1)
+    columns = torch.arange(in_size).to(like).view(1, 1, -1)
     low, high = (low + start).unsqueeze(2), (high + start).unsqueeze(2)
     fraction = fraction.unsqueeze(2)
     return (columns == low) * (1 - fraction) + (columns == high) * fraction
 
 
-def pooling_matrix(out_size: torch.Tensor, in_size: int) -> torch.Tensor:
+def pooling_matrix(out_size: torch.Tensor, in_size: int, like: torch.Tensor) -> torch.Tensor:
     """(N, in, in) matrices whose first out_size[n] rows average input bins [floor(k in/out),
     ceil((k + 1) in/out)), as adaptive average pooling does; the remaining rows are zero."""
-    out = out_size.to(torch.float64).view(-1, 1, 1)
-    k = torch.arange(in_size, dtype=torch.float64).view(1, -1, 1)
-    x = torch.arange(in_size, dtype=torch.float64).view(1, 1, -1)
+    out = out_size.to(like).view(-1, 1, 1)
+    k = torch.arange(in_size).to(like).view(1, -1, 1)
+    x = torch.arange(in_size).to(like).view(1, 1, -1)
     begin = torch.floor(k * in_size / out)
     end = torch.ceil((k + 1) * in_size / out)
     inside = (x >= begin) & (x < end) & (k < out)
-    return inside / (end - begin)
+    return inside.to(like) / (end - begin)
 
 
 def resample(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """rows (N, H, H) @ image (N, C, H, W) @ cols (N, W, W)^T, in the images' dtype."""
-    rows, cols = rows.to(images), cols.to(images)
+    """rows (N, H, H) @ image (N, C, H, W) @ cols (N, W, W)^T (all on the images' device)."""
     return torch.einsum("nij,ncjk,nlk->ncil", rows, images, cols)
 
 
@@ -246,8 +248,8 @@ def crop(images: torch.Tensor, boxes: Boxes, mode: str) -> torch.Tensor:
     size = (images.shape[2], images.shape[3])
     if mode == "pad":
         return torch.where(box_mask(boxes, size, images.device), images, BLACK)
-    rows = bilinear_matrix(size[0], boxes.top, boxes.height, size[0])
-    cols = bilinear_matrix(size[1], boxes.left, boxes.width, size[1])
+    rows = bilinear_matrix(size[0], boxes.top, boxes.height, size[0], images)
+    cols = bilinear_matrix(size[1], boxes.left, boxes.width, size[1], images)
     return resample(images, rows, cols)
 
 
@@ -257,8 +259,10 @@ def low_resolution(images: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
     small_h = torch.floor(side * height).clamp_min(1)
     small_w = torch.floor(side * width).clamp_min(1)
     zero = torch.zeros_like(side)
-    rows = bilinear_matrix(height, zero, small_h, height) @ pooling_matrix(small_h, height)
-    cols = bilinear_matrix(width, zero, small_w, width) @ pooling_matrix(small_w, width)
+    rows = bilinear_matrix(height, zero, small_h, height, images)
+    rows = rows @ pooling_matrix(small_h, height, images)
+    cols = bilinear_matrix(width, zero, small_w, width, images)
+    cols = cols @ pooling_matrix(small_w, width, images)
     return resample(images, rows, cols)
 
 
@@ -300,31 +304,31 @@ def erase(images: torch.Tensor, boxes: Boxes, value: float) -> torch.Tensor:
 
 def augment(images: torch.Tensor, spec: Augmentation, draws: Draws) -> torch.Tensor:
     """Crop, low resolution, photometric, erase (in that order) where each sample's draw falls
-    below the operation's p; the other samples keep their pixels exactly."""
+    below the operation's p; the other samples keep their pixels exactly. The draws live on the
+    CPU, so an operation no sample of the batch drew is skipped without a device sync."""
     size = (images.shape[2], images.shape[3])
     channels_last = images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last)
 
-    def chosen(block: torch.Tensor, op: str) -> torch.Tensor:
-        return (block[:, 0] < spec.p(op)).to(images.device).view(-1, 1, 1, 1)
+    def picked(block: torch.Tensor, op: str) -> torch.Tensor:
+        return block[:, 0] < spec.p(op)
 
-    if spec.p("crop") > 0:
+    def apply(where: torch.Tensor, changed: torch.Tensor) -> torch.Tensor:
+        return torch.where(where.to(images.device).view(-1, 1, 1, 1), changed, images)
+
+    if (chosen := picked(draws.crop, "crop")).any():
         params = spec.ops["crop"]
         boxes = sample_boxes(draws.crop[:, 1:], size, params["scale"], params["ratio"], False)
-        cropped = crop(images, boxes, params["mode"])
-        images = torch.where(chosen(draws.crop, "crop"), cropped, images)
-    if spec.p("low_res") > 0:
+        images = apply(chosen, crop(images, boxes, params["mode"]))
+    if (chosen := picked(draws.low_res, "low_res")).any():
         low, high = spec.ops["low_res"]["side"]
-        side = low + (high - low) * draws.low_res[:, 1]
-        images = torch.where(chosen(draws.low_res, "low_res"), low_resolution(images, side), images)
-    if spec.p("photometric") > 0:
+        images = apply(chosen, low_resolution(images, low + (high - low) * draws.low_res[:, 1]))
+    if (chosen := picked(draws.photometric, "photometric")).any():
         factors = jitter_factors(spec.ops["photometric"], draws.photometric[:, 1:])
-        jittered = photometric(images, factors)
-        images = torch.where(chosen(draws.photometric, "photometric"), jittered, images)
-    if spec.p("erase") > 0:
+        images = apply(chosen, photometric(images, factors))
+    if (chosen := picked(draws.erase, "erase")).any():
         params = spec.ops["erase"]
         boxes = sample_boxes(draws.erase[:, 1:], size, params["scale"], params["ratio"], True)
-        erased = erase(images, boxes, params["value"])
-        images = torch.where(chosen(draws.erase, "erase"), erased, images)
+        images = apply(chosen, erase(images, boxes, params["value"]))
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     return images.contiguous(memory_format=memory_format)
 
