@@ -11,9 +11,12 @@ Values follow mk-minchul/AdaFace `head.py`: eps 1e-3, norms clipped to [1e-3, 10
 EMA buffers start at mean 20 / std 100, std is the unbiased sample std, cosines clamped to
 [-1 + eps, 1 - eps] and theta + g_angle to [eps, pi - eps].
 
-Batch statistics are those of this process's batch (AdaFace trains with DDP and does the same);
-they are updated in training mode only and live in buffers, so checkpoints carry them and a
-resumed run continues with the same statistics. Labels of -1 get no margin (see CombinedMargin).
+Batch statistics are those of the norms this module is given, updated in training mode only;
+they live in buffers, so checkpoints carry them and a resumed run continues with them. Under DDP
+(the head inside DistributedDataParallel) each process sees its own slice of the batch and DDP
+broadcasts rank 0's buffers before every forward, as in AdaFace's own DDP training: results then
+depend on the process count. The sharded head passes the norms of the whole global batch.
+Labels of -1 get no margin (see CombinedMargin).
 """
 
 from __future__ import annotations
