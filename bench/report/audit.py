@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from bench.catalog import STANDARD_TARGETS, Catalog, PublishedResult
 from bench.report import stats
-from bench.report.tables import Row, Suite
+from bench.report.tables import Row, Score, Suite
 
 AUDIT_TOLERANCE = 0.005
 _FLOAT_SLACK = 1e-9  # binary floating point: 92.30 - 92.296 must not flag by representation error
@@ -199,3 +199,36 @@ def _reproduce(
         gaps=gaps,
         mean_gap=mean_gap,
     )
+
+
+def seed_score(score: Score) -> str:
+    """Ours in a reproduction cell: mean ± 95% CI over seeds; one seed shows its value alone
+    (its fold std is not a seed spread)."""
+    if score.kind == "ci95":
+        return f"{score.value:.2f} ± {score.spread:.2f}"
+    return f"{score.value:.2f}"
+
+
+def verdict_text(entry: ReproductionEntry, catalog: Catalog) -> str:
+    """The Verdict column of the reproduction table."""
+    if entry.ours is None:
+        return "-"
+    if entry.verdict == "n/a":
+        return "n/a (one seed: no seed spread)"
+    if entry.verdict == "within":
+        return "within our seed spread"
+    names = [
+        catalog.evaluation[t].display_name if t in catalog.evaluation else t for t in entry.outside
+    ]
+    return f"outside our seed spread ({', '.join(names)})"
+
+
+def caveat_views(entries: list[dict], catalog: Catalog) -> list[dict]:
+    """The caveats of every source in the reproduction table (views with a `source_id`), once
+    each, in table order."""
+    seen: dict[str, dict] = {}
+    for view in entries:
+        source = catalog.sources.get(view["source_id"])
+        if source is not None and source.caveats and source.name not in seen:
+            seen[source.name] = {"title": source.title, "caveats": list(source.caveats)}
+    return list(seen.values())

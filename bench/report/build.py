@@ -201,7 +201,7 @@ def _context(
         "notes": summary.notes,
         "suites": suite_views,
         "reproduction": reproduction,
-        "reproduction_caveats": _caveat_views(reproduction, catalog),
+        "reproduction_caveats": audit.caveat_views(reproduction, catalog),
         "audit": [_audit_view(entry) for entry in audit_entries],
         "audit_tolerance": audit.AUDIT_TOLERANCE,
         "cards": cards,
@@ -337,7 +337,7 @@ def _reproduction_view(catalog: Catalog, suites: list[Suite], flagged: set) -> l
             text = "-" if theirs is None else f"{theirs:.2f}"
             if ours is not None:
                 mine = ours.scores.get(target)
-                text += " / -" if mine is None else f" / {_seed_score(mine)}"
+                text += " / -" if mine is None else f" / {audit.seed_score(mine)}"
                 text += f" ({entry.gaps[target]:+.2f})" if target in entry.gaps else ""
             cells.append(text)
         views.append(
@@ -351,42 +351,12 @@ def _reproduction_view(catalog: Catalog, suites: list[Suite], flagged: set) -> l
                 "published_mean": _published_mean_text(entry),
                 "ours": _ours_text(entry),
                 "gap": "-" if entry.mean_gap is None else f"{entry.mean_gap:+.2f}",
-                "verdict": _verdict_text(entry, catalog),
+                "verdict": audit.verdict_text(entry, catalog),
                 "caveats": list(entry.caveats),
                 "flagged": (entry.dataset, entry.source) in flagged,
             }
         )
     return views
-
-
-def _seed_score(score: Score) -> str:
-    """Ours in a reproduction cell: mean ± 95% CI over seeds; one seed shows its value alone
-    (its fold std is not a seed spread)."""
-    return (
-        f"{score.value:.2f} ± {score.spread:.2f}" if score.kind == "ci95" else f"{score.value:.2f}"
-    )
-
-
-def _verdict_text(entry: audit.ReproductionEntry, catalog: Catalog) -> str:
-    if entry.ours is None:
-        return "-"
-    if entry.verdict == "n/a":
-        return "n/a (one seed: no seed spread)"
-    if entry.verdict == "within":
-        return "within our seed spread"
-    names = ", ".join(_display(catalog, target) for target in entry.outside)
-    return f"outside our seed spread ({names})"
-
-
-def _caveat_views(entries: list[dict], catalog: Catalog) -> list[dict]:
-    """The caveats of every source in the reproduction table, once each, in table order."""
-    seen: dict[str, dict] = {}
-    for view in entries:
-        source_id = view["source_id"]
-        if source_id and source_id not in seen and catalog.sources[source_id].caveats:
-            source = catalog.sources[source_id]
-            seen[source_id] = {"title": source.title, "caveats": list(source.caveats)}
-    return list(seen.values())
 
 
 def _published_mean_text(entry: audit.ReproductionEntry) -> str:
