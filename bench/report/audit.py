@@ -9,6 +9,7 @@ in principle: the detail line prints both numbers so a reader can judge."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from bench.catalog import STANDARD_TARGETS, Catalog, PublishedResult
 from bench.report import stats
@@ -210,17 +211,24 @@ def seed_score(score: Score) -> str:
 
 
 def verdict_text(entry: ReproductionEntry, catalog: Catalog) -> str:
-    """The Verdict column of the reproduction table."""
+    """The Verdict column of the reproduction table; says so when our row was trained with
+    another recipe than the source's own (a comparison, not a reproduction)."""
     if entry.ours is None:
         return "-"
     if entry.verdict == "n/a":
-        return "n/a (one seed: no seed spread)"
-    if entry.verdict == "within":
-        return "within our seed spread"
-    names = [
-        catalog.evaluation[t].display_name if t in catalog.evaluation else t for t in entry.outside
-    ]
-    return f"outside our seed spread ({', '.join(names)})"
+        text = "n/a (one seed: no seed spread)"
+    elif entry.verdict == "within":
+        text = "within our seed spread"
+    else:
+        names = [
+            catalog.evaluation[t].display_name if t in catalog.evaluation else t
+            for t in entry.outside
+        ]
+        text = f"outside our seed spread ({', '.join(names)})"
+    source = catalog.sources.get(entry.source_id)
+    if source is not None and source.recipe and Path(source.recipe).stem != entry.ours.recipe:
+        text += f"; ours: recipe {entry.ours.recipe}, not the source's {source.recipe}"
+    return text
 
 
 def caveat_views(entries: list[dict], catalog: Catalog) -> list[dict]:

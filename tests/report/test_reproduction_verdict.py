@@ -59,3 +59,15 @@ def test_one_seed_has_no_verdict(tmp_path):
     _write_seeds(tmp_path, {"lfw": [60.0], "cfp_fp": [100.0]})
     entry = _entry(tmp_path)
     assert entry.verdict == "n/a" and entry.mean_spread is None
+
+
+def test_verdict_says_when_ours_used_another_recipe(tmp_path):
+    catalog = load_catalog(CATALOG)
+    _write_seeds(tmp_path, {"lfw": [59.0, 60.5, 61.0], "cfp_fp": [99.0, 99.5, 100.0]})
+    assert audit.verdict_text(_entry(tmp_path), catalog) == "within our seed spread"
+    for path in (tmp_path / "demo_tiny").glob("*.json"):
+        data = json.loads(path.read_text())
+        data["run"]["recipe"] = "smoke"
+        path.write_text(json.dumps(data))
+    text = audit.verdict_text(_entry(tmp_path), catalog)
+    assert text == "within our seed spread; ours: recipe smoke, not the source's tiny_source.yaml"
