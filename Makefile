@@ -39,6 +39,7 @@ demo: ## generate the demo sets, train + evaluate both demo training sets, build
 	$(BENCH) bench demo_diverse
 	$(BENCH) diagnose demo_diverse --per-identity 4 --model runs/demo_diverse/demo_cpu-seed0/final.pt
 	$(BENCH) diagnose demo_consistent --per-identity 4 --model runs/demo_consistent/demo_cpu-seed0/final.pt
+	$(BENCH) ijb --demo --target ijbc --model runs/demo_diverse/demo_cpu-seed0/final.pt
 	$(BENCH) report
 
 bench: ## prepare + check + train + eval one set: make bench DATASET=uiface_0.5m [RECIPE=ir50_arcface] [NPROC=8 [NNODES=2 NODE_RANK=0 MASTER_ADDR=host]]

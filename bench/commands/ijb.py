@@ -31,6 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "row i = line i of the meta files (insightface eval_ijbc.py's layout)",
     )
     parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="use the procedural mini IJB (bench.demo.ijb) in --root (default "
+        "<data-root>/eval/demo_ijb), writing it first when absent",
+    )
+    parser.add_argument(
         "--no-flip", action="store_true", help="score the plain embedding only (no flip-sum)"
     )
     parser.add_argument(
@@ -67,6 +73,8 @@ def main(args: argparse.Namespace) -> int:
     from bench.eval.results import provenance
 
     root = Path(args.root) if args.root else paths.eval_dir(paths.data_root(args.data_root))
+    if args.demo:
+        root = _demo_root(args, root)
     package = read_package(root, args.target)
     flags = ScoringFlags(
         flip=not args.no_flip,
@@ -89,6 +97,15 @@ def main(args: argparse.Namespace) -> int:
     print(format_summary(result))
     print(f"result: {out}")
     return 0
+
+
+def _demo_root(args: argparse.Namespace, root: Path) -> Path:
+    from bench.demo.ijb import VARIANTS, write_mini_ijb
+
+    root = root if args.root else root / "demo_ijb"
+    if not (root / VARIANTS[args.target][0]).is_dir():
+        write_mini_ijb(root, args.target)
+    return root
 
 
 def _embed(package, args: argparse.Namespace) -> tuple:

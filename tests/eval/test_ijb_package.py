@@ -167,6 +167,7 @@ def test_features_file_and_unknown_template(mini, tmp_path):
         pairs.write_text(original)
 
 
+@pytest.mark.slow
 def test_model_path_aligns_embeds_caches_and_saves(mini, tmp_path, monkeypatch):
     torch.manual_seed(0)
     kwargs = {"width": 4, "embedding_size": 8}
@@ -183,6 +184,13 @@ def test_model_path_aligns_embeds_caches_and_saves(mini, tmp_path, monkeypatch):
     assert features.shape == (len(read_package(mini, "ijbc").image_names), 16)
     # The second half is the mirrored image's embedding: not the same as the first.
     assert not np.allclose(features[:, :8], features[:, 8:])
+
+    demo = ["--demo", "--root", tmp_path / "demo", "--target", "ijbb", *common[4:]]
+    assert run(*demo, "--out", tmp_path / "demo.json") == 0  # writes the mini IJB-B, then scores
+    assert set(json.loads((tmp_path / "demo.json").read_text())["identification"]["galleries"]) == {
+        "S1",
+        "S2",
+    }
 
     def no_embedding(*args, **kwargs):
         raise AssertionError("features should have come from the cache")
