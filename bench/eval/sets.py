@@ -56,10 +56,9 @@ def load_eval_data(name: str, root: Path, catalog: Catalog) -> EvalData:
     sha256 = io.sha256_file(path)
     cache = path.parent / CACHE_DIR / f"{name}-{sha256[:16]}.npy"
     issame_cache = cache.with_suffix(".issame.npy")
-    if cache.is_file() and issame_cache.is_file():
-        log.debug("%s: decoded cache %s", name, cache)
-        images = np.load(cache, mmap_mode="r")
-        issame = np.load(issame_cache)
+    cached = _read_cache(cache, issame_cache)
+    if cached is not None:
+        images, issame = cached
     else:
         images, issame = _decode(path)
         _save_array(issame_cache, issame)
@@ -78,12 +77,42 @@ def load_eval_set(name: str, root: Path, catalog: Catalog) -> tuple[np.ndarray, 
     return data.images, data.issame
 
 
+def _read_cache(cache: Path, issame_cache: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached (images, issame), or None when absent; a truncated or malformed cache (a
+    killed writer, a full disk, an edit) is deleted with a warning and decoded again."""
+    if not (cache.is_file() and issame_cache.is_file()):
+        return None
+    try:
+        images = np.load(cache, mmap_mode="r")
+        issame = np.load(issame_cache)
+        problem = _cache_problem(images, issame)
+    except (ValueError, OSError, EOFError) as error:
+        problem = f"{type(error).__name__}: {error}"
+    if problem is None:
+        log.debug("decoded cache %s", cache)
+        return images, issame
+    log.warning("%s: unusable decoded cache (%s); deleting it and decoding again", cache, problem)
+    for stale in (cache, issame_cache):
+        stale.unlink(missing_ok=True)
+    return None
+
+
+def _cache_problem(images: np.ndarray, issame: np.ndarray) -> str | None:
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+        return f"images are {images.dtype} {images.shape}, expected uint8 (2P, 112, 112, 3)"
+    if issame.dtype != bool or issame.ndim != 1 or len(images) != 2 * len(issame):
+        return f"{len(images)} images for labels {issame.dtype} {issame.shape}"
+    return None
+
+
 def _decode(path: Path) -> tuple[np.ndarray, np.ndarray]:
     from bench.formats import load_bin
 
     log.info("decoding %s (once; cached by its sha256)", path)
     images, issame = load_bin(path)
     issame = np.asarray(issame, dtype=bool)
+    if len(issame) == 0:
+        raise FormatError(f"{path}: holds no pairs (an empty verification set); re-obtain it")
     if len(images) != 2 * len(issame):
         raise FormatError(
             f"{path}: {len(images)} images for {len(issame)} pairs (need exactly 2 per pair)"

@@ -18,6 +18,10 @@ from PIL import Image, UnidentifiedImageError
 from bench.core.errors import FormatError
 
 log = logging.getLogger(__name__)
+# Largest width/height decoded by default. Every image of the benchmark is 112x112; the size an
+# image declares in its header is checked before decoding, so a 100 KB file declaring 8000x8000
+# (192 MB of pixels) is refused without allocating anything.
+DEFAULT_MAX_SIDE = 1024
 
 # Leading bytes of the image containers we accept, and the file extension each is exported as.
 SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -50,10 +54,13 @@ def _simplejpeg() -> ModuleType | None:
     return simplejpeg
 
 
-def decode_image(buf: bytes, source: str = "", backend: str = "auto") -> np.ndarray:
+def decode_image(
+    buf: bytes, source: str = "", backend: str = "auto", max_side: int = DEFAULT_MAX_SIDE
+) -> np.ndarray:
     """Decode encoded image bytes to an RGB uint8 HxWx3 array; grayscale becomes 3 equal channels.
 
     `backend` is "auto" (simplejpeg for JPEG when available, else Pillow), "pil" or "simplejpeg".
+    An image whose header declares a side above `max_side` is refused before it is decoded.
     """
     if backend not in ("auto", "pil", "simplejpeg"):
         raise ValueError(f"unknown image decoder backend {backend!r}")
@@ -61,15 +68,25 @@ def decode_image(buf: bytes, source: str = "", backend: str = "auto") -> np.ndar
     if len(buf) == 0:
         raise FormatError(f"{where}: empty image (0 bytes); re-export or remove this record")
     if backend != "pil" and bytes(buf[:3]) == b"\xff\xd8\xff":
-        image = _decode_simplejpeg(buf, where, required=backend == "simplejpeg")
+        image = _decode_simplejpeg(buf, where, backend == "simplejpeg", max_side)
         if image is not None:
             return image
     elif backend == "simplejpeg":
         raise FormatError(f"{where}: not a JPEG, simplejpeg cannot decode it")
-    return _decode_pil(buf, where)
+    return _decode_pil(buf, where, max_side)
 
 
-def _decode_simplejpeg(buf: bytes, where: str, required: bool) -> np.ndarray | None:
+def _check_size(width: int, height: int, max_side: int, where: str) -> None:
+    """FormatError, before any pixel is decoded, for an image larger than the caller expects."""
+    if width > max_side or height > max_side:
+        raise FormatError(
+            f"{where}: the image declares {width}x{height} pixels, more than the {max_side} a "
+            "side allowed here (the benchmark's images are 112x112); refused without decoding: "
+            "re-align the image or drop the record"
+        )
+
+
+def _decode_simplejpeg(buf: bytes, where: str, required: bool, max_side: int) -> np.ndarray | None:
     """simplejpeg decode; None (fall back to Pillow) when simplejpeg is missing or refuses."""
     simplejpeg = _simplejpeg()
     if simplejpeg is None:
@@ -78,6 +95,14 @@ def _decode_simplejpeg(buf: bytes, where: str, required: bool) -> np.ndarray | N
                 f"{where}: simplejpeg requested but not installed (pip install simplejpeg)"
             )
         return None
+    try:
+        height, width, _colour, _subsampling = simplejpeg.decode_jpeg_header(bytes(buf))
+    except ValueError as error:
+        if required:
+            raise FormatError(f"{where}: undecodable JPEG header ({error})") from error
+        log.debug("%s: simplejpeg cannot read the header (%s); trying Pillow", where, error)
+        return None
+    _check_size(width, height, max_side, where)
     try:
         # Accurate DCT + fancy upsampling: the libjpeg defaults that MXNet/OpenCV/Pillow use.
         image = simplejpeg.decode_jpeg(
@@ -96,9 +121,10 @@ def _decode_simplejpeg(buf: bytes, where: str, required: bool) -> np.ndarray | N
 _SIXTEEN_BIT_GRAY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
-def _decode_pil(buf: bytes, where: str) -> np.ndarray:
+def _decode_pil(buf: bytes, where: str, max_side: int) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(bytes(buf))) as image:
+            _check_size(*image.size, max_side, where)  # Image.open reads only the header
             if image.mode in _SIXTEEN_BIT_GRAY:
                 # convert("RGB") clips 16-bit values at 255 (a white picture); keep the top 8
                 # bits instead, as OpenCV's IMREAD_COLOR does, then repeat to 3 channels.
@@ -106,7 +132,13 @@ def _decode_pil(buf: bytes, where: str) -> np.ndarray:
                 return _as_rgb(values.astype(np.uint8), where)
             rgb = image.convert("RGB")
             rgb.load()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+    ) as error:
         raise FormatError(
             f"{where}: undecodable image ({len(buf)} bytes, {type(error).__name__}: {error}); "
             "the record is corrupt: re-obtain the file or drop the record"

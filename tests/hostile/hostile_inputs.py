@@ -103,6 +103,20 @@ def onnx_model(
     return _save(graph, path)
 
 
+def onnx_constant(path: Path) -> Path:
+    """The same non-zero (1, 2, 3) embedding for every image: mean(input * 0) + (1, 2, 3)."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 112, 112])
+    y = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 3])
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    bias = helper.make_tensor("bias", TensorProto.FLOAT, [3], [1.0, 2.0, 3.0])
+    nodes = [
+        helper.make_node("Mul", ["input", "zero"], ["zeros"]),
+        helper.make_node("ReduceMean", ["zeros"], ["mean"], axes=[2, 3], keepdims=0),
+        helper.make_node("Add", ["mean", "bias"], ["embedding"]),
+    ]
+    return _save(helper.make_graph(nodes, "constant", [x], [y], initializer=[zero, bias]), path)
+
+
 def onnx_two_inputs(path: Path) -> Path:
     """Two image inputs whose means are added."""
     shape = ["N", 3, 112, 112]
@@ -251,9 +265,9 @@ def bin_with_images(path: Path, encoded: list[bytes]) -> Path:
 
 
 def yaml_alias_bomb(levels: int = 9, width: int = 9) -> str:
-    """The billion-laughs document: `levels` anchors, each a list of `width` aliases of the last."""
-    lines = ['a0: &a0 "lol"']
+    """The billion-laughs value as one flow sequence, usable as any key's value: anchor a0 is
+    'lol', each a<i> a list of `width` aliases of a<i-1>; it expands to about width**(levels-1)."""
+    items = ["&a0 lol"]
     for level in range(1, levels):
-        aliases = ", ".join([f"*a{level - 1}"] * width)
-        lines.append(f"a{level}: &a{level} [{aliases}]")
-    return "\n".join(lines) + "\n"
+        items.append(f"&a{level} [" + ", ".join([f"*a{level - 1}"] * width) + "]")
+    return "[" + ", ".join(items) + "]"
