@@ -92,3 +92,14 @@ def test_readme_lists_every_training_set():
     section = readme[readme.index("### Registered training sets") :]
     for name in load_catalog().training:
         assert f"| `{name}` |" in section, f"README's table of sets lacks {name}"
+
+
+def test_datasets_command_shows_count_certainty_and_tables(tmp_path, capsys):
+    from bench.cli import main as cli_main
+
+    assert cli_main(["datasets", "--data-root", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "unverified" in next(line for line in lines if line.startswith("dcface_0.5m "))
+    assert "no download" in next(line for line in lines if line.startswith("dcface_1.0m "))
+    assert "verified" in next(line for line in lines if line.startswith("demo_diverse "))
+    assert any(line.split()[:2] == ["dcface_paper", "6"] for line in lines)
