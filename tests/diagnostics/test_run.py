@@ -231,6 +231,7 @@ def test_cards_and_cli(tmp_path):
             str(tmp_path / "synthetic"),
             "--model",
             str(tmp_path / "model.pt"),
+            "--trust-model",  # TorchScript runs code: loaded only when trusted
             "--targets",
             "none",
             "--against",
