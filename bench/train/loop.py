@@ -35,6 +35,7 @@ from bench.train.checkpoint import (
     save_checkpoint,
 )
 from bench.train.config import (
+    HASH_OMITTED_AT_DEFAULT,
     OPERATIONAL_KEYS,
     Derived,
     TrainConfig,
@@ -306,6 +307,9 @@ def _start_or_resume(cfg, state: _State, checkpoints: Path, resume: bool, contex
 
 def _check_same_recipe(cfg: TrainConfig, saved: dict, path: Path) -> None:
     current = cfg.to_dict()
+    # Keys added later that are off at their default: a checkpoint from before them had them off.
+    defaults = TrainConfig().to_dict()
+    saved = {**{key: defaults[key] for key in HASH_OMITTED_AT_DEFAULT}, **saved}
     changed = sorted(
         key
         for key in set(current) | set(saved)

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import CONFIGS, make_set
 
 from bench.train.checkpoint import load_checkpoint
@@ -21,7 +22,7 @@ from bench.train.config import (
     load_config,
     recipe_path,
 )
-from bench.train.loop import train
+from bench.train.loop import TrainingError, train
 
 SOURCES = sorted((CONFIGS / "sources").glob("*.yaml"))
 FIXED = CONFIGS / "ir50_arcface.yaml"
@@ -83,3 +84,21 @@ def test_fixed_recipe_hash_leaves_out_the_new_keys_at_their_defaults() -> None:
     assert config_hash(fixed) == hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     for override in ["input_colour=bgr", "augmentation.erase={p: 0.5}", "loss_kwargs.x=1"]:
         assert config_hash(load_config(FIXED, [override])) != config_hash(fixed), override
+
+
+def test_resume_from_a_checkpoint_older_than_the_new_keys(tmp_path: Path) -> None:
+    data = make_set(tmp_path / "set", classes=4, per_class=4)  # 2 steps per epoch
+    cfg = load_config(CONFIGS / "smoke.yaml", ["epochs=2"])
+    train(cfg, data, tmp_path / "run")
+    checkpoints = sorted((tmp_path / "run" / "checkpoints").glob("*.pt"))
+    assert len(checkpoints) == 2  # steps 2 and 4
+    checkpoints[1].unlink()  # as if the run had stopped after step 2
+    state = load_checkpoint(checkpoints[0])
+    for key in HASH_OMITTED_AT_DEFAULT:  # as written before these keys existed
+        del state["config"][key]
+    torch.save(state, checkpoints[0])
+    with pytest.raises(TrainingError, match="input_colour"):
+        train(load_config(CONFIGS / "smoke.yaml", ["epochs=2", "input_colour=bgr"]), data,
+              tmp_path / "run", resume=True)  # fmt: skip
+    resumed = train(cfg, data, tmp_path / "run", resume=True)
+    assert load_checkpoint(resumed)["step"] == 4
