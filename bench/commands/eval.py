@@ -14,7 +14,7 @@ from bench.commands.common import (
     add_results,
     add_trust_model,
 )
-from bench.core import paths
+from bench.core import io, paths
 from bench.core.errors import EvalError
 from bench.core.io import ensure_directory
 
@@ -39,12 +39,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from bench.eval.embed import default_device, load_model
+    from bench.eval.ijb.run import evaluate_packages, read_packages, split_targets
     from bench.eval.results import write_result
     from bench.eval.run import build_result, check_targets, evaluate
 
     catalog = load_catalog(args.catalog)
     root = paths.data_root(args.data_root)
-    targets = check_targets(_split(args.targets), root, catalog)  # before loading the model
+    names, ijb_names = split_targets(_split(args.targets), catalog)  # IJB: bench.eval.ijb
+    if not names:
+        raise EvalError("bench eval needs at least one .bin target; for IJB alone use bench ijb")
+    packages = read_packages(ijb_names, paths.eval_dir(root), catalog)
+    targets = check_targets(names, root, catalog)  # before loading the model
     out = (
         Path(args.out)
         if args.out
@@ -52,7 +57,10 @@ def main(args: argparse.Namespace) -> int:
     )
     ensure_directory(out.parent)  # an unwritable --out fails before the evaluation, not after
     embedder = load_model(args.model, device=default_device(args.device), trust=args.trust_model)
-    result = build_result(embedder, evaluate(embedder, targets, root, catalog, args.batch_size))
+    entries = evaluate(embedder, targets, root, catalog, args.batch_size)
+    cache = root / "cache" / "ijb"
+    ijb = evaluate_packages(embedder, packages, cache, args.batch_size, io.default_workers())
+    result = build_result(embedder, entries, ijb=ijb)
     write_result(out, result)
     print(format_table(result, catalog))
     for warning in result["warnings"]:

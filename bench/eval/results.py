@@ -105,9 +105,11 @@ def build_result(
     run: dict | None = None,
     device: str | None = None,
     warnings: list[str] | None = None,
+    ijb: dict[str, dict] | None = None,
 ) -> dict:
     """A complete, validated result dict (model info, per-target entries, mean, provenance,
-    `warnings`: what makes the numbers suspect, e.g. degenerate embeddings)."""
+    `warnings`: what makes the numbers suspect, e.g. degenerate embeddings; `ijb`: IJB-B/IJB-C
+    1:1 and 1:N metrics per package, bench.eval.ijb, kept apart from the .bin targets' mean)."""
     result = {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,
@@ -120,6 +122,8 @@ def build_result(
         "provenance": provenance(device, data=(run or {}).get("data")),
         "warnings": list(warnings or []),
     }
+    if ijb:
+        result["ijb"] = ijb
     validate_result(result)
     return result
 
@@ -217,7 +221,23 @@ def validate_result(result: Any, source: str = "<result>") -> dict:
         raise ResultError(f"{source}: 'warnings' must be a list of strings")
     if result["run"] is not None:
         _validate_run(result["run"], f"{source}: run")
+    for name, entry in result.get("ijb", {}).items():
+        _validate_ijb(entry, f"{source}: ijb.{name}")
     return result
+
+
+def _validate_ijb(entry: Any, where: str) -> None:
+    """An IJB entry: TAR@FAR and AUC (1:1), top-k per gallery and mean (1:N), as fractions."""
+    if not isinstance(entry, dict):
+        raise ResultError(f"{where}: must be an object")
+    for key in ("verification", "identification", "flags"):
+        _require(entry, key, (dict,), where)
+    values = dict(entry["verification"].get("tar_at_far", {}))
+    values["auc"] = entry["verification"].get("auc")
+    mean = entry["identification"].get("mean", {})
+    values.update({key: mean.get(key) for key in ("top1", "top5", "top10")})
+    for key, value in values.items():
+        _fraction(value, f"{where}: {key}")
 
 
 def _check_mean(result: dict, source: str) -> None:

@@ -76,14 +76,18 @@ def evaluate(
     return entries
 
 
-def build_result(embedder: Embedder, entries: dict[str, dict], run: dict | None = None) -> dict:
-    """The result dict of `embedder`'s evaluation (bench.eval.results schema, validated)."""
+def build_result(
+    embedder: Embedder, entries: dict[str, dict], run: dict | None = None, ijb: dict | None = None
+) -> dict:
+    """The result dict of `embedder`'s evaluation (bench.eval.results schema, validated); `ijb`:
+    IJB entries from bench.eval.ijb.run.evaluate_packages."""
     return build_result_dict(
         embedder.info.to_dict(),
         entries,
         run=run,
         device=embedder.device,
         warnings=degenerate_warnings(entries),
+        ijb=ijb,
     )
 
 

@@ -6,10 +6,11 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 
-from bench.core.errors import EvalError
+from bench.core.errors import DatasetError, EvalError
 from bench.eval.ijb.identify import identification_metrics, mean_over_galleries, search_scores
 from bench.eval.ijb.package import IJBPackage, Subjects
 from bench.eval.ijb.templates import ScoringFlags, Templates, image_features, pool_templates
@@ -116,3 +117,43 @@ def build_result(
         "scoring_seconds": round(scored.seconds, 3),
         **provenance,
     }
+
+
+def split_targets(names: list[str], catalog) -> tuple[list[str], list[str]]:
+    """`bench eval --targets` names -> (.bin sets, IJB packages), each in the given order."""
+    ijb = [name for name in names if catalog.eval_set(name).kind == "ijb"]
+    return [name for name in names if name not in ijb], ijb
+
+
+def read_packages(names: list[str], eval_root: Path, catalog) -> dict[str, IJBPackage]:
+    """The IJB packages of `names` from the eval folder (read before any model is loaded)."""
+    from bench.eval.ijb.package import read_package
+
+    return {name: _read_registered(name, eval_root, catalog, read_package) for name in names}
+
+
+def _read_registered(name: str, eval_root: Path, catalog, read_package) -> IJBPackage:
+    try:
+        return read_package(eval_root, name)
+    except DatasetError as error:
+        raise DatasetError(f"{error}. How to get it: {catalog.eval_set(name).obtain}") from None
+
+
+def evaluate_packages(
+    embedder, packages: dict[str, IJBPackage], cache_dir: Path, batch_size: int, workers: int
+) -> dict[str, dict]:
+    """Per IJB target, the default-flag scoring of `embedder` (features cached in cache_dir)."""
+    from bench.eval.ijb.features import cached_features
+
+    entries = {}
+    flags = ScoringFlags()
+    for name, package in packages.items():
+        features, path = cached_features(package, embedder, cache_dir, batch_size, workers)
+        scored = score(package, features, flags)
+        entries[name] = {
+            "flags": {**flags.to_dict(), "name": flags.name},
+            "verification": scored.verification,
+            "identification": scored.identification,
+            "features": {"from": "model", "cache": str(path)},
+        }
+    return entries
