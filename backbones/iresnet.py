@@ -1,4 +1,4 @@
-"""IResNet (IR-18/34/50/100): the ArcFace backbone, weight-compatible with arcface_torch.
+"""IResNet (IR-18/34/50/100/200): the ArcFace backbone, weight-compatible with arcface_torch.
 
 Parameter and buffer names follow insightface `recognition/arcface_torch/backbones/iresnet.py`,
 so its published `.pth` files load with `load_state_dict(strict=True)`:
@@ -32,6 +32,7 @@ STAGE_DEPTHS: dict[str, tuple[int, int, int, int]] = {
     "ir34": (3, 4, 6, 3),
     "ir50": (3, 4, 14, 3),
     "ir100": (3, 13, 30, 3),
+    "ir200": (6, 26, 60, 6),
 }
 INPUT_SIZE = 112
 FEATURE_MAP = 7  # 112 / 2**4: four strided stages
@@ -99,6 +100,7 @@ class IResNet(nn.Module):
         embedding_size: int = 512,
         dropout: float = 0.0,
         squeeze_excite: bool = False,
+        pool_shortcut: bool = False,
     ) -> None:
         super().__init__()
         self.embedding_size = embedding_size
@@ -108,7 +110,7 @@ class IResNet(nn.Module):
         in_channels = width
         for index, depth in enumerate(depths):
             channels = width * 2**index
-            stage = _make_stage(in_channels, channels, depth, squeeze_excite)
+            stage = _make_stage(in_channels, channels, depth, squeeze_excite, pool_shortcut)
             self.add_module(f"layer{index + 1}", stage)
             in_channels = channels
         self.bn2 = nn.BatchNorm2d(in_channels, eps=1e-5)
@@ -167,12 +169,20 @@ class _KeepBatchNormStatistics:
                 buffer.copy_(saved)
 
 
-def _make_stage(in_channels: int, channels: int, depth: int, squeeze_excite: bool) -> nn.Sequential:
-    """One stride-2 stage: a downsampling block followed by depth-1 identity blocks."""
-    downsample = nn.Sequential(
+def _make_stage(
+    in_channels: int, channels: int, depth: int, squeeze_excite: bool, pool_shortcut: bool = False
+) -> nn.Sequential:
+    """One stride-2 stage: a downsampling block followed by depth-1 identity blocks.
+
+    `pool_shortcut`: where the width does not change, the downsampling shortcut is a strided
+    1x1 max-pool (plain subsampling, no weights) as in TFace/AdaFace IR models, instead of
+    arcface_torch's 1x1 conv + BN (only model-zoo loading uses it, bench.eval.model_zoo)."""
+    downsample: nn.Module = nn.Sequential(
         nn.Conv2d(in_channels, channels, 1, stride=2, bias=False),
         nn.BatchNorm2d(channels, eps=1e-5),
     )
+    if pool_shortcut and in_channels == channels:
+        downsample = nn.MaxPool2d(1, stride=2)
     blocks = [IBasicBlock(in_channels, channels, 2, downsample, squeeze_excite)]
     blocks += [
         IBasicBlock(channels, channels, squeeze_excite=squeeze_excite) for _ in range(depth - 1)

@@ -89,6 +89,22 @@ def add_trust_model(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_model_zoo(parser: argparse.ArgumentParser) -> None:
+    """--backbone / --input-colour for model-zoo weights (bench.eval.model_zoo)."""
+    parser.add_argument(
+        "--backbone",
+        help="architecture of a bare state dict --model (arcface_torch backbone.pth, TFace, "
+        "AdaFace .ckpt), e.g. ir50; detected from the keys and shapes when left out, an error "
+        "when it does not fit them",
+    )
+    parser.add_argument(
+        "--input-colour",
+        choices=("rgb", "bgr"),
+        help="channel order the model was trained on (default: what the file records; AdaFace "
+        "checkpoints bgr, otherwise rgb)",
+    )
+
+
 def add_workers(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",

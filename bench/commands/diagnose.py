@@ -10,6 +10,7 @@ from bench.commands.common import (
     add_catalog,
     add_data_root,
     add_device,
+    add_model_zoo,
     add_trust_model,
     add_workers,
     non_negative_int,
@@ -24,6 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--model", required=True, help="face embedder: checkpoint (.pt), ONNX or TorchScript file"
     )
     add_trust_model(parser)
+    add_model_zoo(parser)
     add_data_root(parser)
     parser.add_argument(
         "--per-identity",
@@ -121,7 +123,13 @@ def main(args: argparse.Namespace) -> int:
     against = dict(resolve_dataset(other, root, catalog) for other in args.against)
     eval_sets = eval_sets_for(_targets(args.targets, name, catalog), root, catalog)
     device = default_device(args.device)
-    embedder = load_model(args.model, device=device, trust=args.trust_model)
+    embedder = load_model(
+        args.model,
+        device=device,
+        trust=args.trust_model,
+        backbone=args.backbone,
+        input_colour=args.input_colour,
+    )
     options = Options(
         per_identity=args.per_identity or None,
         seed=args.seed,

@@ -11,6 +11,7 @@ from bench.commands.common import (
     add_catalog,
     add_data_root,
     add_device,
+    add_model_zoo,
     add_results,
     add_trust_model,
 )
@@ -27,6 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="comma-separated evaluation sets (default: %(default)s)",
     )
     add_trust_model(parser)
+    add_model_zoo(parser)
     add_data_root(parser)
     add_batch_size(parser)
     add_device(parser)
@@ -56,7 +58,13 @@ def main(args: argparse.Namespace) -> int:
         else paths.results_root(args.results) / "eval" / f"{Path(args.model).name}.json"
     )
     ensure_directory(out.parent)  # an unwritable --out fails before the evaluation, not after
-    embedder = load_model(args.model, device=default_device(args.device), trust=args.trust_model)
+    embedder = load_model(
+        args.model,
+        device=default_device(args.device),
+        trust=args.trust_model,
+        backbone=args.backbone,
+        input_colour=args.input_colour,
+    )
     entries = evaluate(embedder, targets, root, catalog, args.batch_size)
     cache = root / "cache" / "ijb"
     ijb = evaluate_packages(embedder, packages, cache, args.batch_size, io.default_workers())

@@ -29,6 +29,7 @@ from bench.eval.model_checks import (
     onnx_runtime_errors,
     refuse_untrusted_torchscript,
 )
+from bench.eval.model_zoo import few, is_facebench_checkpoint, zoo_model
 from bench.eval.preprocess import normalise
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class ModelInfo:
 
     path: str
     sha256: str
-    format: str  # "checkpoint" | "onnx" | "torchscript"
+    format: str  # "checkpoint" | "state_dict" (model-zoo weights) | "onnx" | "torchscript"
     backbone: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,10 +218,18 @@ def default_device(requested: str | None = "auto") -> str:
     return requested
 
 
-def load_model(path: str | Path, device: str = "cpu", trust: bool = False) -> Embedder:
-    """An Embedder for a training checkpoint (.pt), an ONNX file or a TorchScript file.
+def load_model(
+    path: str | Path,
+    device: str = "cpu",
+    trust: bool = False,
+    backbone: str | None = None,
+    input_colour: str | None = None,
+) -> Embedder:
+    """An Embedder for a training checkpoint (.pt), model-zoo weights (bench.eval.model_zoo:
+    arcface_torch / TFace state dicts, AdaFace checkpoints), an ONNX or a TorchScript file.
 
-    TorchScript runs the code inside the file, so it is loaded only with `trust=True`."""
+    TorchScript runs the code inside the file, so it is loaded only with `trust=True`.
+    `backbone` checks the zoo weights' architecture; `input_colour` overrides the recorded one."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"model file {path} not found")
@@ -238,7 +247,14 @@ def load_model(path: str | Path, device: str = "cpu", trust: bool = False) -> Em
         return TorchEmbedder(
             module, ModelInfo(str(path), io.sha256_file(path), "torchscript"), device
         )
-    return checkpoint_embedder(read_checkpoint(path), path, device)
+    weights = read_weights(path)
+    if is_facebench_checkpoint(weights):
+        embedder = checkpoint_embedder(weights, path, device)
+        embedder.input_colour = input_colour or embedder.input_colour
+        return embedder
+    zoo = zoo_model(weights, path, backbone, input_colour)
+    info = ModelInfo(str(path), io.sha256_file(path), "state_dict", zoo.backbone)
+    return TorchEmbedder(zoo.module, info, device, zoo.input_colour)
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -250,22 +266,24 @@ def _is_torchscript(path: Path) -> bool:
 
 
 def read_checkpoint(path: Path) -> dict:
-    """torch.load a training checkpoint (tensors only first; full unpickling as a fallback)."""
-    try:
-        checkpoint = _torch_load(path)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
-        raise FormatError(f"{path}: not a readable torch checkpoint ({error})") from error
-    if (
-        not isinstance(checkpoint, dict)
-        or "backbone" not in checkpoint
-        or "model" not in checkpoint
-    ):
-        keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+    """torch.load a facebench training checkpoint (tensors and plain containers only)."""
+    checkpoint = read_weights(path)
+    if not is_facebench_checkpoint(checkpoint):
+        keys = few(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise FormatError(
             f"{path}: not a facebench checkpoint (needs keys 'backbone', 'backbone_kwargs', "
-            f"'model'; found {keys}); export other models to ONNX or TorchScript"
+            f"'model'; found {keys}); model-zoo weights load with bench eval/export-onnx/diagnose "
+            "--model (optionally --backbone NAME)"
         )
     return checkpoint
+
+
+def read_weights(path: Path) -> Any:
+    """torch.load any weights file (tensors and plain containers only), FormatError if unreadable."""
+    try:
+        return _torch_load(path)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        raise FormatError(f"{path}: not a readable torch checkpoint ({error})") from error
 
 
 def _torch_load(path: Path) -> Any:
@@ -282,9 +300,15 @@ def _torch_load(path: Path) -> Any:
         ) from error
 
 
-def load_checkpoint_backbone(path: Path) -> tuple[torch.nn.Module, str]:
-    """The backbone of a training checkpoint with its weights loaded, and its registry name."""
-    return backbone_from_checkpoint(read_checkpoint(path), path)
+def load_checkpoint_backbone(
+    path: Path, backbone: str | None = None
+) -> tuple[torch.nn.Module, str]:
+    """The backbone of a training checkpoint or of model-zoo weights, loaded, and its name."""
+    weights = read_weights(path)
+    if is_facebench_checkpoint(weights):
+        return backbone_from_checkpoint(weights, path)
+    zoo = zoo_model(weights, path, backbone)
+    return zoo.module, zoo.backbone
 
 
 def backbone_from_checkpoint(checkpoint: dict, path: Path) -> tuple[torch.nn.Module, str]:

@@ -44,9 +44,12 @@ class ExportReport:
         )
 
 
-def export_onnx(checkpoint: Path, out: Path, opset: int = OPSET, seed: int = 0) -> ExportReport:
-    """Export `checkpoint`'s backbone to `out` (.onnx), check it, and compare it with torch."""
-    module, backbone = load_checkpoint_backbone(Path(checkpoint))
+def export_onnx(
+    checkpoint: Path, out: Path, opset: int = OPSET, seed: int = 0, backbone: str | None = None
+) -> ExportReport:
+    """Export `checkpoint`'s backbone (or model-zoo weights' of architecture `backbone`, detected
+    when None) to `out` (.onnx), check it, and compare it with torch."""
+    module, backbone = load_checkpoint_backbone(Path(checkpoint), backbone)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     exporter = _export(module, out, opset)

@@ -26,7 +26,7 @@ from bench.core.errors import ResultError
 
 SCHEMA_VERSION = 1
 KIND = "facebench-result"
-MODEL_FORMATS = ("checkpoint", "onnx", "torchscript")
+MODEL_FORMATS = ("checkpoint", "state_dict", "onnx", "torchscript")  # state_dict: model-zoo weights
 # key -> allowed types of each per-target entry (None = null allowed, for NaN-valued rates).
 TARGET_FIELDS: dict[str, tuple] = {
     "pairs": (int,),
