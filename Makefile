@@ -58,6 +58,19 @@ diagnose: ## diversity/separability/leakage diagnostics: make diagnose DATASET=n
 speed: ## speed benchmark (GPU figures in docs/PERFORMANCE.md)
 	$(BENCH) speed
 
+# The GPU box has torch, torchvision, numpy, Pillow, onnxruntime. Our other pure-Python
+# dependencies are unpacked here and travel with the working tree; C extensions in them
+# (PyYAML, msgpack, MarkupSafe) fall back to their pure-Python code on another Python version.
+GPU_DEPS := pyyaml msgpack tqdm jinja2 markupsafe pytest pluggy iniconfig packaging
+gpu-deps: ## unpack the proof's pure-Python dependencies into .gpu_deps/ (carry it to the GPU box)
+	rm -rf .gpu_deps && mkdir -p .gpu_deps/wheels
+	$(BIN)/pip download -q --no-deps --only-binary=:all: -d .gpu_deps/wheels $(GPU_DEPS)
+	cd .gpu_deps && for wheel in wheels/*.whl; do ../$(BIN)/python -m zipfile -e $$wheel .; done
+	rm -rf .gpu_deps/wheels
+
+gpu-proof: ## the GPU proof (benchmarks/gpu_proof.sh): environment, GPU tests, speed, real training
+	bash benchmarks/gpu_proof.sh
+
 test: ## run the test suite (what CI runs)
 	$(BIN)/python -m pytest -n $(JOBS) -q
 
