@@ -17,7 +17,7 @@ import jinja2
 from bench.catalog import STANDARD_TARGETS, Catalog
 from bench.core.errors import BenchError, ResultError
 from bench.core.io import atomic_write_text, ensure_directory
-from bench.report import audit, exports, plots, stats
+from bench.report import audit, exports, ijb, plots, stats
 from bench.report.tables import Row, Score, Suite, build_suites, load_results
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,11 @@ def build_reports(
         exports.write_latex(suites, catalog, out_dir / "leaderboard.tex"),
     ]
     context = _context(suites, catalog, figures, cards, summary, results_dir)
+    ijb_rows = ijb.collect(results_dir, runs)
+    ijb_plot = ijb.roc_plot(ijb_rows, out_dir / "plots")
+    if ijb_plot is not None:
+        summary.written += [ijb_plot.png, ijb_plot.svg]
+    context["ijb"] = ijb.view(ijb_rows, _figure_view(ijb_plot, out_dir) if ijb_plot else None)
     for template, name, escape in (
         ("leaderboard.md.j2", "leaderboard.md", False),
         ("leaderboard.html.j2", "leaderboard.html", True),

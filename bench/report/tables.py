@@ -14,6 +14,7 @@ from bench.catalog import Catalog, PublishedResult
 from bench.core.errors import BenchError, ResultError
 from bench.eval.results import decode_issame, decode_scores, read_result
 from bench.report import stats
+from bench.report.ijb import is_ijb_result
 
 log = logging.getLogger(__name__)
 SHORT_HASH = 6  # characters of a recipe hash shown to tell rows apart
@@ -97,6 +98,8 @@ def load_results(results_dir: Path) -> tuple[list[RunResult], list[str]]:
     warnings: list[str] = []
     for path in sorted(Path(results_dir).rglob("*.json")):
         name = path.relative_to(results_dir).as_posix()
+        if is_ijb_result(path):
+            continue  # a `bench ijb` result: a row of the IJB table (bench.report.ijb)
         try:
             data = read_result(path)
             _check_targets(data, name)
