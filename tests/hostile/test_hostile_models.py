@@ -3,6 +3,7 @@ user trusts it, and every broken model is one clear error line (rc 2), never a t
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import pytest
@@ -23,6 +24,7 @@ from hostile_inputs import (
 )
 from onnx import TensorProto
 
+from backbones import BACKBONES, backbone_names
 from bench import cli
 from bench.core.errors import EvalError
 from bench.eval.embed import load_model
@@ -147,3 +149,12 @@ def test_checkpoint_backbone_kwargs_are_checked_before_building(
     code, message = run_cli(eval_argv(world, model), caplog)
     assert code == 2
     assert str(model) in message and expected in message, message
+
+
+@pytest.mark.parametrize("name", backbone_names())
+def test_every_backbone_declares_the_range_of_each_argument(name):
+    """A new backbone is checked like the others: ranges for exactly its factory's arguments."""
+    factory = BACKBONES.get(name)
+    ranges = getattr(factory, "argument_ranges", None)
+    assert ranges is not None, f"decorate build_{name} with backbones.arguments.declare(...)"
+    assert set(ranges) == set(inspect.signature(factory).parameters)
