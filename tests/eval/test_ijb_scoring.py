@@ -222,6 +222,18 @@ def test_unknown_template_in_pairs_is_an_error():
         score(_package(case), case["features"], ScoringFlags())
 
 
+def test_unknown_template_in_a_1n_file_names_its_csv_line():
+    case = make_case(2)
+    package = _package(case)
+    probes = package.probes
+    templates = probes.templates.copy()
+    templates[3] = 777_777
+    broken = Subjects(probes.path, templates, probes.subjects)
+    package = IJBPackage(**{**package.__dict__, "probes": broken})
+    with pytest.raises(EvalError, match=r"probes line 5: template 777777"):
+        score(package, case["features"], ScoringFlags())
+
+
 def test_one_template_per_gallery_subject():
     with pytest.raises(EvalError, match="one template per subject"):
         identify.search_scores(np.eye(3), np.array([1, 2, 3]), np.eye(3), np.array([1, 1, 2]))

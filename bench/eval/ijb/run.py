@@ -68,8 +68,9 @@ def verify_pairs(package: IJBPackage, pooled: Templates) -> dict:
 def _subject_templates(subjects: Subjects, pooled: Templates) -> tuple[np.ndarray, np.ndarray]:
     """Template feature rows and subject ids of a 1:N file: one per distinct template, sorted,
     with the subject of its first row (the reference's np.unique(..., return_index=True))."""
-    ids, first_rows = np.unique(subjects.templates, return_index=True)
-    return template_index(pooled.ids, ids, str(subjects.path)), subjects.subjects[first_rows]
+    rows = template_index(pooled.ids, subjects.templates, str(subjects.path), first_line=2)
+    _ids, first_rows = np.unique(subjects.templates, return_index=True)
+    return rows[first_rows], subjects.subjects[first_rows]
 
 
 def identify(package: IJBPackage, pooled: Templates) -> dict:

@@ -28,8 +28,11 @@ class RocCurve:
     thresholds: np.ndarray
 
 
-def template_index(template_ids: np.ndarray, wanted: np.ndarray, where: str) -> np.ndarray:
-    """Row of each id of `wanted` in the sorted `template_ids`; an unknown id is an error."""
+def template_index(
+    template_ids: np.ndarray, wanted: np.ndarray, where: str, first_line: int = 1
+) -> np.ndarray:
+    """Row of each id of `wanted` in the sorted `template_ids`; an unknown id is an error naming
+    the file line of its first occurrence (wanted[0] is on line `first_line`)."""
     low, high = int(template_ids[0]), int(template_ids[-1])
     if 0 <= low and high < 1 << 26:  # IJB ids are small integers: a lookup table, O(pairs)
         table = np.full(high + 2, -1, dtype=np.int64)
@@ -42,7 +45,7 @@ def template_index(template_ids: np.ndarray, wanted: np.ndarray, where: str) -> 
     if unknown.any():
         first = int(np.flatnonzero(unknown)[0])
         raise EvalError(
-            f"{where} line {first + 1}: template {int(wanted[first])} has no image in the "
+            f"{where} line {first + first_line}: template {int(wanted[first])} has no image in the "
             f"media list ({int(unknown.sum())} such references); the package is inconsistent"
         )
     return rows
