@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from backbones import BACKBONES
-from backbones.arguments import STANDARD, declare
+from backbones.arguments import STANDARD, Range, declare
 
 STAGE_DEPTHS: dict[str, tuple[int, int, int, int]] = {
     "ir18": (2, 2, 2, 2),
@@ -101,10 +101,14 @@ class IResNet(nn.Module):
         dropout: float = 0.0,
         squeeze_excite: bool = False,
         pool_shortcut: bool = False,
+        stem_stride: int = 1,
     ) -> None:
         super().__init__()
         self.embedding_size = embedding_size
-        self.conv1 = conv3x3(3, width)
+        # stem_stride 2 halves the stem's output resolution: a size knob for CPU-sized demo
+        # models (the full-resolution stem and first block are most of a narrow IR-18's cost).
+        # The published models, and every recipe but the demo's, use 1.
+        self.conv1 = conv3x3(3, width, stem_stride)
         self.bn1 = nn.BatchNorm2d(width, eps=1e-5)
         self.prelu = nn.PReLU(width)
         in_channels = width
@@ -115,7 +119,8 @@ class IResNet(nn.Module):
             in_channels = channels
         self.bn2 = nn.BatchNorm2d(in_channels, eps=1e-5)
         self.dropout = nn.Dropout(p=dropout)
-        self.fc = nn.Linear(in_channels * FEATURE_MAP * FEATURE_MAP, embedding_size)
+        side = _feature_map(INPUT_SIZE, stem_stride, len(depths))
+        self.fc = nn.Linear(in_channels * side * side, embedding_size)
         self.features = nn.BatchNorm1d(embedding_size, eps=1e-5)
         # arcface_torch's `using_ckpt`: recompute each block's activations in backward instead
         # of keeping them (memory for IR-100 / larger batches, ~30% more compute). Not a weight.
@@ -135,6 +140,13 @@ class IResNet(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             # float64 stays float64 (the equivalence tests train in double).
             return self.features(self.fc(x.to(torch.promote_types(x.dtype, torch.float32))))
+
+
+def _feature_map(size: int, stem_stride: int, stages: int) -> int:
+    """Side of the trunk's output: each stride-2 3x3 conv (padding 1) maps n to ceil(n / 2)."""
+    for stride in (stem_stride, *([2] * stages)):
+        size = (size - 1) // stride + 1
+    return size
 
 
 def _checkpointed(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -207,10 +219,18 @@ def _init_weights(model: nn.Module) -> None:
 def _iresnet_factory(name: str):
     depths = STAGE_DEPTHS[name]
 
-    def build(width: int = 64, embedding_size: int = 512, dropout: float = 0.0) -> IResNet:
-        return IResNet(depths, width=width, embedding_size=embedding_size, dropout=dropout)
+    def build(
+        width: int = 64, embedding_size: int = 512, dropout: float = 0.0, stem_stride: int = 1
+    ) -> IResNet:
+        return IResNet(
+            depths,
+            width=width,
+            embedding_size=embedding_size,
+            dropout=dropout,
+            stem_stride=stem_stride,
+        )
 
-    build = declare(**STANDARD)(build)
+    build = declare(**STANDARD, stem_stride=Range(int, 1, 2))(build)
     build.__name__ = f"build_{name}"
     build.__doc__ = f"IResNet {name.upper()} (stage depths {depths}), arcface_torch-compatible."
     return build
