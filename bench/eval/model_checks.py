@@ -29,8 +29,8 @@ def refuse_untrusted_torchscript(path: Path) -> None:
     raise EvalError(
         f"{path} is a TorchScript archive: loading and running it executes the code stored in "
         "it, with every torch operator available (e.g. torch.from_file can write files), so it "
-        f"is not loaded by default. If you trust this file, pass {TRUST_FLAG} (bench eval / "
-        "bench diagnose) or load_model(..., trust=True); otherwise evaluate a training "
+        f"is not loaded by default. If you trust this file, pass {TRUST_FLAG} (bench eval, "
+        "diagnose, ijb) or load_model(..., trust=True); otherwise evaluate a training "
         "checkpoint (.pt, weights only) or an ONNX export instead"
     )
 
