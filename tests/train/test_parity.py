@@ -1,5 +1,6 @@
-"""One optimiser step of facebench's recipe against a transcription of arcface_torch's step
-(tests/arcface_reference.py): same weights, same batch, clipped update of backbone and centres."""
+"""THE recipe's training step and schedule against a transcription of arcface_torch's
+(tests/arcface_reference.py): the clipped update of backbone and centres from identical weights
+and batch, the lr at every step of short runs, and two full SGD steps of backbone + head."""
 
 from __future__ import annotations
 
