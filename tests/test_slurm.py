@@ -57,3 +57,19 @@ def test_sbatch_script_renders_and_runs_torchrun_on_every_node(tmp_path: Path, c
         "-m", "bench", "bench", "demo_diverse", "epochs=1", "--recipe", "smoke",
         "--runs-root", str(runs),
     ]  # fmt: skip
+
+
+def test_forwarded_arguments_keep_what_the_user_gave(tmp_path: Path) -> None:
+    from bench.commands import bench
+    from bench.commands.launch import forwarded_arguments
+
+    parser = argparse.ArgumentParser()
+    bench.configure(parser)
+    args = parser.parse_intermixed_args(
+        ["demo_diverse", "epochs=2", "--nproc", "4", "--device", "cpu", "lr_power=1",
+         "--data-root", str(tmp_path), "--wait-timeout", "5"]
+    )  # fmt: skip
+    assert forwarded_arguments(args, "bench") == [
+        "bench", "demo_diverse", "epochs=2", "lr_power=1", "--data-root", str(tmp_path),
+        "--device", "cpu", "--wait-timeout", "5.0",
+    ]  # fmt: skip

@@ -96,12 +96,17 @@ def forwarded_arguments(
         if action.dest in LAUNCH_DESTS | exclude or action.dest == "help":
             continue
         value = getattr(args, action.dest, None)
-        if not action.option_strings:  # positional (one value, or nargs="*")
+        flag = action.option_strings[0] if action.option_strings else None
+        if flag is None:  # positional (one value, or nargs="*")
             words += [str(v) for v in value] if isinstance(value, list) else [str(value)]
-        elif isinstance(action, argparse._StoreTrueAction):
-            words += [action.option_strings[0]] if value else []
-        elif value is not None and value != action.default:
-            words += [action.option_strings[0], str(value)]
+        elif isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            words += [flag] if value != action.default else []
+        elif isinstance(action, argparse._AppendAction):
+            words += [word for item in value or () for word in (flag, str(item))]
+        elif type(action) is argparse._StoreAction and action.nargs is None:
+            words += [flag, str(value)] if value is not None and value != action.default else []
+        else:  # a new kind of option: forwarding it needs a rule here, never a silent drop
+            raise TypeError(f"cannot forward option {flag} ({type(action).__name__}) to torchrun")
     return words
 
 

@@ -263,13 +263,14 @@ def _run(
 def _build(cfg: TrainConfig, num_classes: int, context: dist.DistContext) -> _State:
     """Model (same initial weights on every rank), SGD optimiser and gradient scaler."""
     torch.manual_seed(cfg.seed)
-    module = build_train_module(cfg, num_classes).to(context.device, parameter_dtype(cfg))
+    module = build_train_module(cfg, num_classes)
+    if cfg.model_parallel_head:  # on the host, so the device only ever holds this rank's shard
+        module = shard_head(module, cfg, context)  # before the optimiser: it holds the shard
+    module = module.to(context.device, parameter_dtype(cfg))
     if use_channels_last(cfg, context.device):
         module = module.to(memory_format=torch.channels_last)
     if cfg.sync_bn and context.distributed:
         module = convert_sync_batchnorm(module, context.device)
-    if cfg.model_parallel_head:
-        module = shard_head(module, cfg, context)  # before the optimiser: it holds the shard
     # Weight decay on all parameters, as arcface_torch does.
     optimizer = torch.optim.SGD(
         [p for p in module.parameters() if p.requires_grad],

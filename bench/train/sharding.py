@@ -36,6 +36,12 @@ def shard_head(module: TrainModule, cfg: TrainConfig, context: DistContext) -> T
             f"{cfg.clip_scope!r} would need the norm of the centres over all ranks. Set "
             "clip_scope=backbone (arcface_torch's choice) or model_parallel_head=false"
         )
+    if cfg.precision == "fp16":
+        raise ConfigError(
+            "model_parallel_head: true with precision=fp16: the gradient scaler would skip the "
+            "step on some ranks only (each checks its own centres' gradient for inf). Use "
+            "precision=bf16 (the GPU default) or model_parallel_head=false"
+        )
     module.head = ShardedPartialFC.from_replicated(module.head, context.rank, context.world_size)
     return module
 
