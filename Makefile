@@ -50,7 +50,7 @@ bench: ## prepare + check + train + eval one set: make bench DATASET=uiface_0.5m
 	$(BENCH) bench $(DATASET) $(if $(RECIPE),--recipe $(RECIPE),) $(LAUNCH)
 
 reproduce: ## train a published table's sets, 3 seeds, then report: make reproduce SOURCE=dcface_paper [RECIPE=fixed]
-	$(BENCH) reproduce $(SOURCE) $(if $(RECIPE),--recipe $(RECIPE),)
+	$(BENCH) reproduce $(SOURCE) $(if $(RECIPE),--recipe $(RECIPE),) $(LAUNCH)
 	$(BENCH) report
 
 report: ## rebuild reports/ from results/**/*.json

@@ -1,6 +1,7 @@
-"""`bench slurm`: the sbatch script renders, is valid bash, and (run with stand-ins for srun and
-scontrol) launches on each node the same torchrun command line as `bench bench --nproc`, whose
-2-process CPU run is tested end to end in test_pipeline_dist.py."""
+"""`bench slurm` and the torchrun relaunch (`--nproc`): the sbatch script renders, is valid bash,
+and (run with stand-ins for srun and scontrol) launches on each node the same torchrun command
+line as `bench bench --nproc`, whose 2-process CPU run is tested end to end in
+test_pipeline_dist.py; the arguments a relaunch forwards (bench bench, bench reproduce)."""
 
 from __future__ import annotations
 
@@ -72,4 +73,18 @@ def test_forwarded_arguments_keep_what_the_user_gave(tmp_path: Path) -> None:
     assert forwarded_arguments(args, "bench") == [
         "bench", "demo_diverse", "epochs=2", "lr_power=1", "--data-root", str(tmp_path),
         "--device", "cpu", "--wait-timeout", "5.0",
+    ]  # fmt: skip
+
+
+def test_reproduce_relaunches_under_torchrun_with_its_own_arguments() -> None:
+    from bench.commands import reproduce
+    from bench.commands.launch import needs_launch, torchrun_command
+
+    parser = argparse.ArgumentParser()
+    reproduce.configure(parser)
+    args = parser.parse_intermixed_args(["dcface_paper", "--nproc", "8", "--seeds", "2"])
+    assert needs_launch(args) or "LOCAL_RANK" in os.environ
+    assert torchrun_command(args, "reproduce") == [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=8",
+        "-m", "bench", "reproduce", "dcface_paper", "--seeds", "2",
     ]  # fmt: skip

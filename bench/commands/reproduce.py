@@ -15,6 +15,7 @@ from bench.commands.common import (
     add_workers,
     positive_int,
 )
+from bench.commands.launch import add_launch_options, needs_launch, relaunch
 from bench.core import paths
 from bench.pipeline import BenchOptions
 from bench.reproduce import RECIPE_MODES, reproduce
@@ -42,11 +43,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_workers(parser)
     add_batch_size(parser)
     add_catalog(parser)
+    add_launch_options(parser)  # --nproc N: every cell's bench bench on N processes
 
 
 def main(args: argparse.Namespace) -> int:
     """0 when every present set's cells have results; absent sets are listed, not fatal; 1 when
     none of the table's sets is here."""
+    if needs_launch(args):  # --nproc/--nnodes: the same command in N processes under torchrun
+        return relaunch(args, "reproduce")
     options = BenchOptions(
         data_root=paths.data_root(args.data_root),
         runs_root=paths.runs_root(args.runs_root),
