@@ -39,7 +39,7 @@ def is_ijb_result(path: Path) -> bool:
     """Whether `path` is a `bench ijb` result (not a leaderboard .bin result)."""
     try:
         return json.loads(path.read_text(encoding="utf-8")).get("kind") == IJB_KIND
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):  # load_results names it
         return False
 
 
