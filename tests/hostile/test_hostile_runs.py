@@ -194,3 +194,38 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+@pytest.mark.slow
+def test_kill_9_mid_training_then_resume_is_exact(tmp_path):
+    """A `bench train` killed -9 (lock held, checkpoints being written) resumes under the same
+    command to the weights of an uninterrupted run: the dead lock and temp files do not matter."""
+    import torch
+
+    from bench.train.checkpoint import load_checkpoint
+
+    make_set(tmp_path / "data" / "prepared" / DATASET)
+
+    def command(runs: str, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "bench", *_train_args(tmp_path)[:-6], "--runs-root",
+                str(tmp_path / runs), "--recipe", str(CONFIGS / "smoke.yaml"), "--device", "cpu",
+                "epochs=6", "checkpoint_every=1", *extra]  # fmt: skip
+
+    assert subprocess.run(command("whole"), capture_output=True).returncode == 0
+    killed = subprocess.Popen(
+        command("killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    checkpoints = tmp_path / "killed" / DATASET / "smoke-seed0" / "checkpoints"
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("step-000000006.pt")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed.kill()
+    killed.wait()
+    assert not (checkpoints.parent / "final.pt").exists(), "finished before the kill"
+    done = subprocess.run(command("killed", "--resume"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "resumed from" in done.stderr
+    whole = load_checkpoint(tmp_path / "whole" / DATASET / "smoke-seed0" / "final.pt")
+    resumed = load_checkpoint(checkpoints.parent / "final.pt")
+    for key, value in whole["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
