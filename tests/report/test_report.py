@@ -110,7 +110,7 @@ def test_ties_are_marked_from_the_paired_test(built):
 def test_published_numbers_and_audit_flag_in_report(built):
     _, out = built
     markdown = (out / "leaderboard.md").read_text(encoding="utf-8")
-    catalog = load_catalog()
+    catalog = load_catalog(FIXTURE_CATALOG)  # the registry the report was built with
     ours = _fixture_json("dcface_0.5m/ir50_arcface-seed0.json")
     published = catalog.training["dcface_0.5m"].published[0]
     gap = 100 * ours["targets"]["lfw"]["acc"] - published.scores["lfw"]
