@@ -85,8 +85,9 @@ def run_benchmark(name: str, catalog: Catalog, options: BenchOptions) -> Path:
     and writes files; the other ranks wait for it (a failure there stops them with its message)
     and every rank trains."""
     from bench.train import dist
-    from bench.train.config import config_hash, load_config, recipe_path
+    from bench.train.config import config_hash
     from bench.train.loop import train
+    from bench.train.recipe import load_config, recipe_path
 
     entry = catalog.training_set(name)
     recipe_file = recipe_path(options.recipe or entry.recipe)

@@ -111,7 +111,7 @@ def plan(
     catalog: Catalog, source_name: str, options: BenchOptions, mode: str = "source", seeds: int = 3
 ) -> Plan:
     """The cells (present sets x seeds) and absent sets of one source's table."""
-    from bench.train.config import load_config, recipe_path
+    from bench.train.recipe import load_config, recipe_path
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")

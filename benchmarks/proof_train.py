@@ -60,8 +60,9 @@ def main(argv: list[str]) -> int:
         args.records, args.classes, args.epochs = min(args.records, 64), min(args.classes, 8), 1
     from bench.speed.run import write_synthetic_recordio
     from bench.speed.settings import SpeedSettings
-    from bench.train.config import config_hash, load_config, recipe_path
+    from bench.train.config import config_hash
     from bench.train.loop import train
+    from bench.train.recipe import load_config, recipe_path
 
     data = args.out / "proof-data"
     if not (data / "train.rec").is_file():

@@ -16,7 +16,7 @@ from bench.core.errors import ConfigError
 from bench.pipeline import BenchOptions
 from bench.report import stats
 from bench.reproduce import plan, table_sets
-from bench.train.config import load_config, recipe_path
+from bench.train.recipe import load_config, recipe_path
 
 REGISTRY = FIXTURES / "reproduce" / "datasets.yaml"
 

@@ -42,8 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from bench.catalog import load_catalog
-    from bench.train.config import load_config, recipe_path
     from bench.train.loop import train
+    from bench.train.recipe import load_config, recipe_path
 
     catalog = load_catalog(args.catalog)
     entry = catalog.training_set(args.dataset)  # CatalogError if unknown

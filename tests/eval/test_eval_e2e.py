@@ -232,7 +232,8 @@ def test_pipeline_entry_point_records_the_run(world, tmp_path):
 
 def test_recipe_hash_comes_from_the_caller_when_the_checkpoint_lacks_it(tmp_path):
     from bench.eval.run import run_info
-    from bench.train.config import config_hash, load_config
+    from bench.train.config import config_hash
+    from bench.train.recipe import load_config
 
     config = load_config(ROOT / "configs" / "smoke.yaml")
     checkpoint = {"config": config.to_dict(), "step": 1}

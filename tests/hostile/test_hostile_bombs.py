@@ -23,7 +23,7 @@ from bench import cli
 from bench.catalog import load_catalog
 from bench.core.errors import CatalogError, ConfigError, FormatError
 from bench.formats import decode_image, encode_png
-from bench.train.config import load_config
+from bench.train.recipe import load_config
 
 FAST_S = 1.0  # generous for a loaded CI machine; a decode of 8000x8000 alone takes longer
 

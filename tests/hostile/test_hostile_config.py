@@ -14,7 +14,8 @@ from helpers import CONFIGS, FIXTURES, make_set
 from bench.catalog import load_catalog
 from bench.cli import main as cli
 from bench.core.errors import CatalogError, ConfigError
-from bench.train.config import TrainConfig, config_hash, load_config, mandatory_keys
+from bench.train.config import TrainConfig, config_hash
+from bench.train.recipe import load_config, mandatory_keys
 
 CATALOG = FIXTURES / "datasets.yaml"
 DATASET = "uiface_0.5m"

@@ -14,7 +14,7 @@ import pytest
 from helpers import CONFIGS, FIXTURES, make_set
 
 from bench.cli import main as cli
-from bench.train.config import load_config
+from bench.train.recipe import load_config
 
 CATALOG = FIXTURES / "datasets.yaml"
 DATASET = "uiface_0.5m"  # any name the fixture registry knows

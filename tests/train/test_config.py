@@ -8,14 +8,8 @@ import pytest
 from helpers import CONFIGS
 
 from bench.core.errors import ConfigError
-from bench.train.config import (
-    TrainConfig,
-    config_from_dict,
-    config_hash,
-    derive,
-    load_config,
-    resolved_yaml,
-)
+from bench.train.config import TrainConfig, config_hash, derive, resolved_yaml
+from bench.train.recipe import config_from_dict, load_config
 
 CONFIGS = CONFIGS
 

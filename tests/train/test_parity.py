@@ -13,9 +13,10 @@ from helpers import CONFIGS
 
 from backbones import build_backbone
 from bench.train import dist
-from bench.train.config import TrainConfig, derive, load_config
+from bench.train.config import TrainConfig, derive
 from bench.train.loop import _build
 from bench.train.model import TrainModule
+from bench.train.recipe import load_config
 from bench.train.schedule import learning_rate, recipe_learning_rate
 from bench.train.step import clipped_parameters, optimizer_step
 from losses import build_head

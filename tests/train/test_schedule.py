@@ -9,8 +9,9 @@ import pytest
 from helpers import CONFIGS, make_set
 
 from bench.core.errors import ConfigError
-from bench.train.config import TrainConfig, derive, load_config
+from bench.train.config import TrainConfig, derive
 from bench.train.loop import train
+from bench.train.recipe import load_config
 from bench.train.schedule import learning_rate, recipe_learning_rate
 
 

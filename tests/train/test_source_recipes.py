@@ -14,15 +14,9 @@ import torch
 from helpers import CONFIGS, make_set
 
 from bench.train.checkpoint import load_checkpoint
-from bench.train.config import (
-    HASH_OMITTED_AT_DEFAULT,
-    OPERATIONAL_KEYS,
-    TrainConfig,
-    config_hash,
-    load_config,
-    recipe_path,
-)
+from bench.train.config import HASH_OMITTED_AT_DEFAULT, OPERATIONAL_KEYS, TrainConfig, config_hash
 from bench.train.loop import TrainingError, train
+from bench.train.recipe import load_config, recipe_path
 
 SOURCES = sorted((CONFIGS / "sources").glob("*.yaml"))
 FIXED = CONFIGS / "ir50_arcface.yaml"

@@ -19,9 +19,9 @@ from bench.train.checkpoint import (
     list_checkpoints,
     load_checkpoint,
 )
-from bench.train.config import load_config
 from bench.train.loop import TrainingError, train
 from bench.train.model import TrainModule
+from bench.train.recipe import load_config
 
 CONFIG = CONFIGS / "smoke.yaml"
 

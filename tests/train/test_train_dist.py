@@ -25,9 +25,9 @@ import torch.multiprocessing as mp
 from helpers import CONFIGS, make_set
 
 from bench.train.checkpoint import load_checkpoint
-from bench.train.config import load_config
 from bench.train.dist import free_port
 from bench.train.loop import train
+from bench.train.recipe import load_config
 
 CONFIG = CONFIGS / "smoke.yaml"
 OVERRIDES = ["epochs=1", "sync_bn=true", "checkpoint_every=100"]

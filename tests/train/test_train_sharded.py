@@ -18,9 +18,9 @@ import torch.multiprocessing as mp
 from helpers import CONFIGS, make_set
 
 from bench.train.checkpoint import checkpoint_name, load_checkpoint
-from bench.train.config import load_config
 from bench.train.dist import free_port
 from bench.train.loop import train
+from bench.train.recipe import load_config
 
 CONFIG = CONFIGS / "smoke.yaml"
 # 6 classes: uneven shards over 4 ranks (1, 2, 1, 2); 24 images / batch 8 = 3 steps per epoch.
