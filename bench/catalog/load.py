@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.catalog.entries import Catalog, EvalSet, TrainingSet
 from bench.catalog.schema import (
     Where,
@@ -21,37 +19,13 @@ from bench.catalog.schema import (
 from bench.core import paths
 from bench.core.errors import CatalogError
 from bench.core.registry import close_matches
-from bench.core.yaml_keys import DuplicateKeyError as _DuplicateKeyError
-from bench.core.yaml_keys import UniqueKeyLoader as _UniqueKeyLoader
-from bench.core.yaml_safe import AliasError, load_yaml
+from bench.core.yaml_keys import read_yaml_file
 
 
 def _read_yaml(path: Path) -> Any:
     """The parsed registry file; every way of failing is a CatalogError naming `path`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CatalogError(f"registry file {path} not found (set ${paths.CATALOG_ENV})") from None
-    except UnicodeDecodeError as error:
-        raise CatalogError(
-            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
-        ) from None
-    except OSError as error:  # a directory, no permission ...
-        raise CatalogError(
-            f"{path}: cannot read the registry file ({error.strerror or error}); "
-            f"pass a datasets.yaml file (or set ${paths.CATALOG_ENV})"
-        ) from None
-    try:
-        return load_yaml(text, _UniqueKeyLoader)  # a SafeLoader: no objects, no aliases
-    except AliasError as error:
-        raise CatalogError(f"{path}: {error}") from None
-    except _DuplicateKeyError as error:
-        raise CatalogError(
-            f"{path}: line {error.line}: key {error.key!r} appears twice in the same mapping "
-            f"(first on line {error.first_line}); remove or rename one of them"
-        ) from None
-    except yaml.YAMLError as error:
-        raise CatalogError(f"{path}: not valid YAML: {error}") from None
+    hint = f"pass a datasets.yaml file (or set ${paths.CATALOG_ENV})"
+    return read_yaml_file(path, CatalogError, "the registry file", hint)
 
 
 def load_catalog(path: str | os.PathLike | None = None) -> Catalog:

@@ -1,13 +1,16 @@
 """A YAML loader for our own files that refuses a key given twice in one mapping (plain PyYAML
-keeps the last one silently). Used by datasets.yaml (bench.catalog) and recipes (bench.train)."""
+keeps the last one silently), and `read_yaml_file`: the one way datasets.yaml (bench.catalog) and
+recipes (bench.train.recipe) are read, with one set of error messages."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.core.yaml_safe import SAFE_LOADER
+from bench.core.errors import BenchError
+from bench.core.yaml_safe import SAFE_LOADER, AliasError, load_yaml
 
 
 class DuplicateKeyError(yaml.YAMLError):
@@ -42,3 +45,30 @@ def _construct_unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, d
 UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
 )
+
+
+def read_yaml_file(path: Path, error: type[BenchError], what: str, missing_hint: str) -> Any:
+    """Parse one of our YAML files (the registry, a recipe) with every rule: UTF-8 text, no key
+    twice in a mapping, capped alias expansion, safe types only. Every way of failing is an
+    `error` naming `path` (`what` says which kind of file; `missing_hint` what to do if absent)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found ({missing_hint})") from None
+    except UnicodeDecodeError as problem:
+        raise error(
+            f"{path}: not UTF-8 text (byte {problem.start}: {problem.reason}); save it as UTF-8"
+        ) from None
+    except OSError as problem:  # a directory, no permission ...
+        raise error(f"{path}: cannot read {what} ({problem.strerror or problem})") from None
+    try:
+        return load_yaml(text, UniqueKeyLoader)
+    except AliasError as problem:
+        raise error(f"{path}: {problem}") from None
+    except DuplicateKeyError as problem:
+        raise error(
+            f"{path}: line {problem.line}: key {problem.key!r} appears twice in the same mapping "
+            f"(first on line {problem.first_line}); remove or rename one of them"
+        ) from None
+    except yaml.YAMLError as problem:
+        raise error(f"{path}: not valid YAML: {problem}") from None

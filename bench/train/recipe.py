@@ -13,8 +13,7 @@ import yaml
 from bench.core import paths
 from bench.core.errors import ConfigError
 from bench.core.registry import close_matches
-from bench.core.yaml_keys import DuplicateKeyError, UniqueKeyLoader
-from bench.core.yaml_safe import AliasError, load_yaml
+from bench.core.yaml_keys import read_yaml_file
 from bench.train.config import HASH_OMITTED_AT_DEFAULT, OPERATIONAL_KEYS, TrainConfig
 
 # fp64 exists for equivalence tests (N processes vs 1 without float32 rounding noise).
@@ -90,25 +89,7 @@ def _recipe_values(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
 
 def _read_recipe(path: Path) -> dict[str, Any]:
     """The mapping of one recipe file; every way of failing is a ConfigError naming `path`."""
-    try:
-        raw = load_yaml(path.read_text(encoding="utf-8"), UniqueKeyLoader)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found (see configs/ for the recipes)") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
-        ) from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the recipe ({error.strerror or error})") from None
-    except AliasError as error:
-        raise ConfigError(f"{path}: {error}") from None
-    except DuplicateKeyError as error:
-        raise ConfigError(
-            f"{path}: line {error.line}: key {error.key!r} appears twice (first on line "
-            f"{error.first_line}); remove one of them"
-        ) from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    raw = read_yaml_file(path, ConfigError, "the recipe", "see configs/ for the recipes")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys, got {type(raw).__name__}")
     return raw
