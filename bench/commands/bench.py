@@ -7,14 +7,8 @@ import os
 
 from bench.catalog import load_catalog
 from bench.commands.common import (
-    add_batch_size,
-    add_catalog,
-    add_data_root,
-    add_device,
+    add_pipeline_options,
     add_recipe,
-    add_results,
-    add_runs_root,
-    add_workers,
 )
 from bench.commands.launch import add_launch_options, needs_launch, relaunch
 from bench.core import paths
@@ -33,13 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides")
     add_recipe(parser)
-    add_data_root(parser)
-    add_runs_root(parser)
-    add_results(parser)
-    add_device(parser)
-    add_workers(parser)
-    add_batch_size(parser)
-    add_catalog(parser)
+    add_pipeline_options(parser)
     parser.add_argument(
         "--wait-timeout",
         type=float,

@@ -121,3 +121,16 @@ def add_batch_size(parser: argparse.ArgumentParser, default: int = 512) -> None:
         default=default,
         help="images per forward pass in evaluation (default %(default)s)",
     )
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """Where a benchmark run reads and writes and how it runs: what `bench bench` and `bench
+    reproduce` share (--data-root, --runs-root, --results, --device, --workers, --batch-size,
+    --catalog)."""
+    add_data_root(parser)
+    add_runs_root(parser)
+    add_results(parser)
+    add_device(parser)
+    add_workers(parser)
+    add_batch_size(parser)
+    add_catalog(parser)

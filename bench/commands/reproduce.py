@@ -6,13 +6,7 @@ import argparse
 
 from bench.catalog import load_catalog
 from bench.commands.common import (
-    add_batch_size,
-    add_catalog,
-    add_data_root,
-    add_device,
-    add_results,
-    add_runs_root,
-    add_workers,
+    add_pipeline_options,
     positive_int,
 )
 from bench.commands.launch import add_launch_options, needs_launch, relaunch
@@ -36,13 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds", type=positive_int, default=3, help="seeds per training set (default 3)"
     )
-    add_data_root(parser)
-    add_runs_root(parser)
-    add_results(parser)
-    add_device(parser)
-    add_workers(parser)
-    add_batch_size(parser)
-    add_catalog(parser)
+    add_pipeline_options(parser)
     add_launch_options(parser)  # --nproc N: every cell's bench bench on N processes
 
 
