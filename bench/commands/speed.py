@@ -71,13 +71,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace):
     """Resolve device-dependent defaults into SpeedSettings."""
-    import torch
-
+    from bench.eval.embed import default_device
     from bench.speed.settings import SpeedSettings
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device(args.device)
     on_cuda = device.startswith("cuda")
     amp = args.amp if args.amp != "auto" else ("bf16" if on_cuda else "none")
     return SpeedSettings(
